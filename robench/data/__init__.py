@@ -1,0 +1,1 @@
+"""Dataset sources: the shipped demo subset, image folders, released corruption datasets."""
