@@ -1,0 +1,151 @@
+"""The `robench` command line: thin wrappers that parse options and call one library function each."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from robench._progress import set_quiet
+from robench.errors import RobenchError
+
+log = logging.getLogger("robench")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="robench")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or info messages.")
+def cli(quiet: bool) -> None:
+    """robench: robustness benchmark for image classifiers (ImageNet-C/P, adversarial), GAP vs GCP."""
+    set_quiet(quiet)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", force=True)
+
+
+@cli.command("eval")
+@click.option("--ckpt", "ckpts", multiple=True, metavar="PATH_OR_ZOO_NAME",
+              help="Checkpoint file or zoo name; repeat for several models. Default: demo-gap and demo-gcp.")
+@click.option("--arch", default=None, help="Architecture when the checkpoint has no card (see `robench list models`).")
+@click.option("--pool", type=click.Choice(["gap", "gcp"]), default=None, help="Pooling head for --arch.")
+@click.option("--suite", default="demo", show_default=True, help="Built-in suite name or a suite .toml file.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset root (overrides the suite's default data).")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N images.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("robench-out"), show_default=True,
+              help="Output folder: results.sqlite store, leaderboard.md/csv, results.csv.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
+@click.option("--seed", type=int, default=None, help="Seed of the random corruptions (default: the suite's).")
+@click.option("--fresh", is_flag=True, help="Recompute cells already in the store.")
+def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh) -> None:
+    """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
+    from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
+    from robench.report import leaderboard, to_markdown, write_reports
+
+    cfg = EvalConfig(
+        ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit,
+        out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh,
+    )
+    summary = run_eval(cfg)
+    written = write_reports(summary.store, out)
+    click.echo(to_markdown(leaderboard(summary.store), title=f"robench eval — {suite}"))
+    click.echo(f"{summary.computed} cells computed, {summary.reused} reused. Wrote "
+               + ", ".join(str(p) for p in [summary.store, *written]), err=True)
+
+
+@cli.command("leaderboard")
+@click.option("--store", type=click.Path(path_type=Path), required=True, help="A results.sqlite file.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for leaderboard.md/csv and results.csv (default: print only).")
+def leaderboard_cmd(store: Path, out: Path | None) -> None:
+    """Re-render leaderboards from a store without computing anything."""
+    from robench.report import leaderboard, to_markdown, write_reports
+
+    click.echo(to_markdown(leaderboard(store)))
+    if out is not None:
+        for p in write_reports(store, out):
+            click.echo(f"wrote {p}", err=True)
+
+
+def _list_models() -> list[str]:
+    from robench.models import ARCHS, POOLINGS, list_cards
+
+    lines = ["Zoo (model cards):"]
+    lines += [f"  {c.name:<28} {c.arch:<20} {c.pooling}" for c in list_cards()]
+    lines.append("Architectures (--arch, with --pool " + "|".join(POOLINGS.names()) + "):")
+    lines += [f"  {a}" for a in ARCHS.names()]
+    return lines
+
+
+def _list_suites() -> list[str]:
+    from robench.suites import list_suites
+
+    return [f"{s.name:<20} {s.description}" for s in list_suites()]
+
+
+def _list_corruptions() -> list[str]:
+    from robench.corruptions import CORRUPTIONS
+
+    return [f"{n:<20} {c.family.value:<8} {'test' if c.test else 'extra'}" for n, c in CORRUPTIONS.items()]
+
+
+def _list_datasets() -> list[str]:
+    from robench.data.sources import DATASETS
+
+    return [f"{n:<22} {s.description}" for n, s in DATASETS.items()]
+
+
+LISTINGS = {
+    "models": _list_models,
+    "suites": _list_suites,
+    "corruptions": _list_corruptions,
+    "datasets": _list_datasets,
+}
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(list(LISTINGS)))
+def list_cmd(what: str) -> None:
+    """List models, suites, corruptions or datasets."""
+    for line in LISTINGS[what]():
+        click.echo(line)
+
+
+@cli.command("train-demo")
+@click.option("--pool", type=click.Choice(["gap", "gcp"]), required=True)
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder with the Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: the zoo).")
+def train_demo_cmd(pool: str, data: Path | None, seed: int, out: Path | None) -> None:
+    """Reproduce a demo model (demo-gap / demo-gcp) from Fashion-MNIST."""
+    from robench.models.train_demo import train_demo
+
+    result = train_demo(pool, data=data, seed=seed, out_dir=out)
+    click.echo(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="robench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("robench: interrupted; finished cells are kept in the store.", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except RobenchError as e:
+        click.echo(f"robench: error: {e}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("robench: interrupted; finished cells are kept in the store.", err=True)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Dataset sources, registered by name; a suite's ``dataset`` field picks one.
+
+Every source yields ``(uint8 C×H×W tensor, label)`` pairs; the evaluator turns them
+into float ``[0, 1]`` batches. Each source also gives a fingerprint, stored with
+every cell, so results computed on other images are never reused by mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from robench._registry import Registry
+from robench.data import fashion_mnist
+from robench.errors import InputError, MissingFileError
+from robench.suites import Protocol
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class TensorSource(Dataset):
+    """Images held in memory as one uint8 ``N×C×H×W`` tensor."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, classes: tuple[str, ...], name: str):
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.classes = classes
+        self.name = name
+        h = hashlib.sha256()
+        h.update(images.numpy().tobytes())
+        h.update(self.labels.numpy().tobytes())
+        self.fingerprint = f"{name}:{len(labels)}:{h.hexdigest()[:16]}"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fast path for in-memory data: a whole batch without a DataLoader."""
+        idx = torch.as_tensor(indices)
+        return self.images[idx], self.labels[idx]
+
+
+class ImageFolderSource(Dataset):
+    """``root/<class>/<image>`` with classes = sorted folder names (as torchvision's ImageFolder).
+
+    Images are converted to RGB and, when the protocol says so, resized (short side,
+    bilinear) and centre-cropped — ImageNet-C's Resize(256) → CenterCrop(224).
+    """
+
+    def __init__(self, root: Path, protocol: Protocol):
+        if not root.is_dir():
+            raise MissingFileError(f"Data folder {root} does not exist; pass --data DIR (an ImageFolder root).")
+        self.classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+        if not self.classes:
+            raise InputError(f"{root} has no class folders; expected DIR/<class>/<image files>.")
+        self.samples: list[tuple[Path, int]] = []
+        for label, cls in enumerate(self.classes):
+            files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.samples.extend((p, label) for p in files)
+        if not self.samples:
+            raise InputError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its class folders.")
+        self.protocol = protocol
+        h = hashlib.sha256()
+        for p, label in self.samples:
+            h.update(f"{p.relative_to(root)}\x1f{p.stat().st_size}\x1f{label}\n".encode())
+        self.fingerprint = f"imagefolder:{len(self.samples)}:{h.hexdigest()[:16]}"
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image, UnidentifiedImageError
+        from torchvision.transforms import functional as TF
+
+        path, label = self.samples[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as e:
+            raise InputError(f"Cannot read image {path} ({e}); remove or replace the file.") from None
+        if self.protocol.resize:
+            img = TF.resize(img, self.protocol.resize, interpolation=TF.InterpolationMode.BILINEAR)
+        if self.protocol.crop:
+            img = TF.center_crop(img, self.protocol.crop)
+        return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), label
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to open a named dataset source: ``open(data_dir_or_None, protocol)``."""
+
+    open: Callable[[Path | None, Protocol], Dataset]
+    description: str
+
+
+DATASETS: Registry[SourceSpec] = Registry("dataset")
+
+
+def _fashion_mnist(data: Path | None, protocol: Protocol) -> Dataset:
+    if data is None:
+        images, labels = fashion_mnist.load_demo_subset()
+        name = "fashion-mnist-test-2k"
+    else:
+        images, labels = fashion_mnist.load_split("test", data)
+        name = "fashion-mnist-test"
+    return TensorSource(
+        fashion_mnist.to_model_input(images), torch.from_numpy(labels.astype(np.int64)),
+        classes=fashion_mnist.CLASSES, name=name,
+    )
+
+
+def _imagefolder(data: Path | None, protocol: Protocol) -> Dataset:
+    if data is None:
+        raise InputError("This suite reads an image folder; pass --data DIR (DIR/<class>/<images>).")
+    return ImageFolderSource(data, protocol)
+
+
+DATASETS.add("fashion-mnist-demo", SourceSpec(
+    _fashion_mnist, "Fashion-MNIST test images at 32 px (shipped 2k subset; --data DIR: full IDX test split)"))
+DATASETS.add("imagefolder", SourceSpec(
+    _imagefolder, "DIR/<class>/<image> folders, resized/cropped per the suite protocol"))
+
+
+def open_dataset(name: str, data: Path | str | None, protocol: Protocol) -> Dataset:
+    """Open the suite's dataset source, reading from ``data`` when given."""
+    path = None if data is None else Path(data)
+    if path is not None and not path.exists():
+        raise MissingFileError(f"Data path {path} does not exist; check --data.")
+    return DATASETS.get(name).open(path, protocol)

@@ -1,0 +1,248 @@
+"""`robench eval` as a library function: plan cells, skip finished ones, evaluate, store, report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+import robench
+from robench._progress import progress
+from robench.data.sources import TensorSource, open_dataset
+from robench.errors import InputError
+from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
+from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
+from robench.suites import Item, Suite, load_suite
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS = ("demo-gap", "demo-gcp")
+STORE_NAME = "results.sqlite"
+
+
+class ModelLike(Protocol):
+    """What the evaluator needs of a loaded model (``robench.models.ResolvedModel`` fits)."""
+
+    name: str
+    arch: str
+    pooling: str
+    num_classes: int
+    sha256: str
+    module: nn.Module
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of one `robench eval` run (see ``robench eval --help``)."""
+
+    ckpts: tuple[str, ...] = DEMO_MODELS
+    arch: str | None = None
+    pool: str | None = None
+    suite: str = "demo"
+    data: Path | None = None
+    limit: int | None = None
+    out: Path = Path("robench-out")
+    batch_size: int = 256
+    workers: int = 0
+    device: str = "cpu"
+    seed: int | None = None
+    fresh: bool = False
+
+
+@dataclass
+class EvalSummary:
+    store: Path
+    reused: int = 0
+    computed: int = 0
+    stale: int = 0
+    written: list[Path] = field(default_factory=list)
+
+
+def _card_dict(model: ModelLike) -> dict[str, Any]:
+    card = getattr(model, "card", None)
+    if card is None:
+        return {}
+    if hasattr(card, "to_dict"):
+        return card.to_dict()
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(card) if is_dataclass(card) else dict(card)
+
+
+def suite_definition(suite: Suite) -> dict[str, Any]:
+    """What reports need to know about a suite, recorded in the store."""
+    base = suite.baseline
+    return {
+        "param_set": suite.param_set,
+        "items": [[i.kind, i.name, list(i.levels)] for i in suite.items],
+        "test_corruptions": suite.test_corruptions(),
+        "baseline": None if base is None else {
+            "name": base.name, "clean_error": base.clean_error, "errors": {k: list(v) for k, v in base.errors.items()},
+        },
+    }
+
+
+def cell_config(model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int) -> str:
+    """Hash of everything that determines a cell's counts; a stored cell is reused only on a match."""
+    parts = {
+        "robench": robench.__version__,
+        "ckpt": model.sha256,
+        "data": fingerprint,
+        "n": n,
+        "seed": suite.seed,
+        "param_set": suite.param_set,
+        "protocol": suite.protocol.key(),
+        "kind": item.kind,
+        "item": item.name,
+        "level": level,
+        "settings": dict(item.settings),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _batches(
+    ds: Dataset, indices: list[int], batch_size: int, workers: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    if isinstance(ds, TensorSource):
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            x, y = ds.batch(chunk)
+            yield x, y, chunk
+        return
+    loader = DataLoader(Subset(ds, indices), batch_size=batch_size, num_workers=workers, shuffle=False)
+    start = 0
+    for x, y in loader:
+        chunk = indices[start : start + len(y)]
+        start += len(y)
+        yield x, y, chunk
+
+
+def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: str) -> dict[str, Any]:
+    return {
+        "robench": robench.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(cfg.device),
+        "seed": suite.seed,
+        "ckpt_sha256": model.sha256,
+        "dataset": fingerprint,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def load_models(cfg: EvalConfig) -> list[ModelLike]:
+    from robench.models import resolve_model
+
+    models = [resolve_model(c, cfg.arch, cfg.pool, device=cfg.device) for c in cfg.ckpts]
+    names = [m.name for m in models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"Two checkpoints are both named {', '.join(dupes)}; rename one of the files.")
+    return models
+
+
+def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> EvalSummary:
+    """Evaluate ``cfg.ckpts`` (or ``models``) on ``cfg.suite``, resuming from the store in ``cfg.out``.
+
+    Raises:
+        RobenchError: any user-caused problem (paths, names, checkpoints, NaN logits);
+            cells finished before the error stay in the store.
+    """
+    if cfg.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}.")
+    suite = load_suite(cfg.suite)
+    if cfg.seed is not None:
+        suite = _with_seed(suite, cfg.seed)
+    try:
+        device = torch.device(cfg.device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as e:
+        raise InputError(f"Device {cfg.device!r} is not usable here ({e}); use --device cpu.") from None
+    ds = open_dataset(suite.dataset, cfg.data, suite.protocol)
+    limit = cfg.limit if cfg.limit is not None else suite.limit
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be a positive integer, got {limit}.")
+    n = len(ds) if limit is None else min(limit, len(ds))
+    indices = list(range(n))
+    fingerprint = ds.fingerprint
+    if models is None:
+        models = load_models(cfg)
+    for m in models:
+        m.module.to(device).eval()
+        if m.num_classes < len(ds.classes):
+            raise InputError(
+                f"Model {m.name} has {m.num_classes} classes but the data has {len(ds.classes)}; "
+                "pick a matching checkpoint or --data."
+            )
+
+    store_path = Path(cfg.out) / STORE_NAME
+    summary = EvalSummary(store=store_path)
+    with exclusive(store_path), Store(store_path) as store:
+        store.put_suite(suite.name, suite_definition(suite))
+        for m in models:
+            store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
+            if cfg.fresh:
+                store.delete_model_suite(m.name, suite.name)
+        plan = _plan(store, models, suite, fingerprint, n, summary)
+        log.info(
+            "%s: %d cells finished earlier and reused, %d to compute%s",
+            suite.name, summary.reused, sum(len(p[2]) for p in plan),
+            f" ({summary.stale} stale: other data, seed or checkpoint)" if summary.stale else "",
+        )
+        total_batches = len(plan) * -(-n // cfg.batch_size)
+        with progress(total=total_batches, desc=f"eval {suite.name}", unit="batch") as bar:
+            for item, level, pending in plan:
+                kind = CELL_KINDS.get(item.kind)
+                totals: list[Counts | None] = [None] * len(pending)
+                bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
+                for x, y, chunk in _batches(ds, indices, cfg.batch_size, cfg.workers):
+                    batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
+                    counts = kind.evaluate([m.module for m in pending], batch, item, level, suite)
+                    totals = [add_counts(t, c) for t, c in zip(totals, counts)]
+                    bar.update(1)
+                store.put_cells(
+                    CellRecord(
+                        CellKey(m.name, suite.name, item.kind, item.name, level),
+                        cell_config(m, suite, item, level, fingerprint, n),
+                        n, t, _provenance(cfg, m, suite, fingerprint),
+                    )
+                    for m, t in zip(pending, totals)
+                )
+                summary.computed += len(pending)
+    return summary
+
+
+def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, n: int,
+          summary: EvalSummary) -> list[tuple[Item, int, list[ModelLike]]]:
+    """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
+    done = {m.name: store.configs(m.name, suite.name) for m in models}
+    plan = []
+    for item in suite.items:
+        for level in item.levels:
+            pending = []
+            for m in models:
+                stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
+                if stored == cell_config(m, suite, item, level, fingerprint, n):
+                    summary.reused += 1
+                    continue
+                summary.stale += stored is not None
+                pending.append(m)
+            if pending:
+                plan.append((item, level, pending))
+    return plan
+
+
+def _with_seed(suite: Suite, seed: int) -> Suite:
+    from dataclasses import replace
+
+    return replace(suite, seed=seed)

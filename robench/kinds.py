@@ -1,0 +1,104 @@
+"""Cell kinds: how one batch of a (kind, item, level) cell is evaluated.
+
+Each kind turns a clean batch into per-model additive counts. New capabilities
+(perturbation sequences, attacks) register a kind here instead of changing the
+evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from robench._registry import Registry
+from robench._rng import SampleRNG
+from robench.corruptions import CORRUPTIONS, quantize_uint8
+from robench.errors import InputError
+from robench.metrics.counts import ClassificationCounts
+from robench.suites import Item, Suite
+
+Counts = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Clean images (float ``[0, 1]``, on the evaluation device), labels and dataset indices."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: list[int]
+
+
+class CellKind(Protocol):
+    def evaluate(
+        self, models: Sequence[nn.Module], batch: Batch, item: Item, level: int, suite: Suite
+    ) -> list[Counts]:
+        """Per-model counts for one batch (same order as ``models``)."""
+        ...
+
+
+CELL_KINDS: Registry[CellKind] = Registry("cell kind")
+
+
+def logits_of(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+    """Forward pass without gradients; non-finite logits are an error, never averaged in."""
+    with torch.inference_mode():
+        logits = model(x).float()
+    bad = ~torch.isfinite(logits).all(dim=1)
+    if bad.any():
+        raise InputError(
+            f"{what}: the model produced NaN/inf logits for {int(bad.sum())} of {len(bad)} images; "
+            "check the checkpoint (NaN weights?) and --amp. Finished cells are kept."
+        )
+    return logits
+
+
+def apply_protocol(x: torch.Tensor, suite: Suite) -> torch.Tensor:
+    """The suite's post-transform steps: 8-bit truncation, then an optional JPEG round trip."""
+    if suite.protocol.quantize:
+        x = quantize_uint8(x)
+    if suite.protocol.jpeg_quality:
+        from robench.corruptions import jpeg_roundtrip
+
+        x = jpeg_roundtrip(x, suite.protocol.jpeg_quality)
+    return x
+
+
+def classify(models: Sequence[nn.Module], x: torch.Tensor, batch: Batch, what: str) -> list[Counts]:
+    out = []
+    for model in models:
+        counts = ClassificationCounts()
+        counts.update(logits_of(model, x, what), batch.y)
+        out.append(counts.as_dict())
+    return out
+
+
+class CleanKind:
+    """The untouched images (the official clean error uses the original files, no JPEG step)."""
+
+    def evaluate(self, models, batch, item, level, suite):
+        return classify(models, batch.x, batch, "clean")
+
+
+class CorruptionKind:
+    """A corruption at one severity, then the suite protocol (quantise, JPEG)."""
+
+    def evaluate(self, models, batch, item, level, suite):
+        rng = SampleRNG(batch.indices, seed=suite.seed, key=f"{suite.param_set}/{item.name}/{level}")
+        x = CORRUPTIONS.get(item.name)(batch.x, level, rng=rng, param_set=suite.param_set)
+        return classify(models, apply_protocol(x, suite), batch, f"{item.name} severity {level}")
+
+
+CELL_KINDS.add("clean", CleanKind())
+CELL_KINDS.add("corruption", CorruptionKind())
+
+
+def add_counts(total: Counts | None, more: Counts) -> Counts:
+    """Sum two count dicts (numbers add, lists concatenate)."""
+    if total is None:
+        return dict(more)
+    return {k: total[k] + more[k] for k in total}

@@ -1,0 +1,1 @@
+"""Metrics: accumulators of raw counts plus pure functions for the aggregates."""

@@ -1,0 +1,37 @@
+"""Additive per-cell counts of a classification run (torchmetrics-style accumulator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ClassificationCounts:
+    """Top-1 / top-5 error counts over the images seen so far.
+
+    ``update`` takes a batch, ``merge`` adds another accumulator (e.g. from another
+    rank), ``as_dict`` gives the stored form; every field is a plain sum, so the
+    result is the same however the images were batched or sharded.
+    """
+
+    n: int = 0
+    top1_errors: int = 0
+    top5_errors: int = 0
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        labels = labels.to(logits.device)
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        self.n += int(labels.numel())
+        self.top1_errors += int((top[:, 0] != labels).sum())
+        self.top5_errors += int((top != labels[:, None]).all(dim=1).sum())
+
+    def merge(self, other: ClassificationCounts) -> None:
+        self.n += other.n
+        self.top1_errors += other.top1_errors
+        self.top5_errors += other.top5_errors
+
+    def as_dict(self) -> dict[str, int]:
+        return {"n": self.n, "top1_errors": self.top1_errors, "top5_errors": self.top5_errors}

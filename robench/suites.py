@@ -1,0 +1,238 @@
+"""Benchmark suites: TOML files naming the dataset, protocol and items to evaluate.
+
+A suite lives in ``corruptions/<name>.toml`` (or any path). Example::
+
+    name = "demo"
+    dataset = "fashion-mnist-demo"
+    param_set = "cifar"
+
+    [protocol]
+    quantize = true          # 8-bit truncation after corrupting, as the released datasets
+    jpeg_quality = 0         # 85 reproduces ImageNet-C's JPEG round trip; 0 turns it off
+
+    [clean]
+
+    [corruptions]
+    names = ["gaussian_noise", "contrast"]   # or "test" (the 15) / "extra" (the 4) / "all"
+    severities = [1, 2, 3, 4, 5]
+
+    [baseline]               # optional: normalisers for CE / relative CE
+    name = "alexnet"
+    clean_error = 0.43478
+    errors.gaussian_noise = [0.69528, 0.82542, 0.93554, 0.98138, 0.99452]
+
+Unknown keys are rejected with the valid ones named, so a typo never silently changes a run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robench._paths import suites_dir
+from robench._registry import Registry
+from robench.corruptions import CORRUPTIONS, PARAM_SETS, SEVERITIES
+from robench.errors import InputError, MissingFileError, UnknownNameError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What happens to a transformed image before the model sees it."""
+
+    quantize: bool = True
+    jpeg_quality: int = 0
+    resize: int = 0
+    crop: int = 0
+
+    def key(self) -> str:
+        return f"q{int(self.quantize)}-jpeg{self.jpeg_quality}-r{self.resize}-c{self.crop}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One evaluated thing of a suite: a kind (clean, corruption, …), a name and its levels."""
+
+    kind: str
+    name: str
+    levels: tuple[int, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Normalising model for CE and relative CE (e.g. AlexNet on ImageNet-C)."""
+
+    name: str
+    clean_error: float | None
+    errors: Mapping[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    dataset: str
+    param_set: str
+    seed: int
+    protocol: Protocol
+    items: tuple[Item, ...]
+    baseline: Baseline | None = None
+    limit: int | None = None
+    source: str = ""
+
+    def test_corruptions(self) -> list[str]:
+        return [i.name for i in self.items if i.kind == "corruption" and CORRUPTIONS.get(i.name).test]
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "protocol", "clean",
+             "corruptions", "baseline"}
+_PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
+_CORRUPTION_KEYS = {"names", "severities"}
+_BASELINE_KEYS = {"name", "clean_error", "errors"}
+
+CORRUPTION_GROUPS: Mapping[str, Any] = {
+    "test": lambda: [n for n, c in CORRUPTIONS.items() if c.test],
+    "extra": lambda: [n for n, c in CORRUPTIONS.items() if not c.test],
+    "all": lambda: CORRUPTIONS.names(),
+}
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(allowed))}."
+        )
+
+
+def _typed(value: Any, typ: type | tuple[type, ...], where: str) -> Any:
+    if isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+        raise InputError(f"{where} must be a number, got {value!r}.")
+    if not isinstance(value, typ):
+        raise InputError(f"{where} has the wrong type: {value!r}.")
+    return value
+
+
+def _parse_corruptions(table: Mapping[str, Any], where: str) -> list[Item]:
+    _check_keys(table, _CORRUPTION_KEYS, f"{where} [corruptions]")
+    names = table.get("names", "test")
+    if isinstance(names, str):
+        if names not in CORRUPTION_GROUPS:
+            raise InputError(f"{where}: corruptions.names must be a list or one of {', '.join(CORRUPTION_GROUPS)}.")
+        names = CORRUPTION_GROUPS[names]()
+    severities = table.get("severities", list(SEVERITIES))
+    if not isinstance(severities, list) or not severities:
+        raise InputError(f"{where}: corruptions.severities must be a non-empty list of integers 1..5.")
+    for s in severities:
+        if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
+            raise InputError(f"{where}: severity {s!r} is out of range; use integers from 1 to 5.")
+    items = []
+    for n in names:
+        try:
+            CORRUPTIONS.get(n)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{where}: {e}") from None
+        items.append(Item("corruption", n, tuple(sorted(set(severities)))))
+    return items
+
+
+def _parse_baseline(table: Mapping[str, Any], where: str) -> Baseline:
+    _check_keys(table, _BASELINE_KEYS, f"{where} [baseline]")
+    errors = {}
+    for name, values in table.get("errors", {}).items():
+        if not isinstance(values, list) or len(values) != len(SEVERITIES) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in values
+        ):
+            raise InputError(f"{where}: baseline.errors.{name} must be five error fractions in [0, 1].")
+        errors[name] = tuple(float(v) for v in values)
+    clean = table.get("clean_error")
+    if clean is not None:
+        _typed(clean, (int, float), f"{where}: baseline.clean_error")
+    return Baseline(str(table.get("name", "baseline")), None if clean is None else float(clean), errors)
+
+
+def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
+    """Validate a suite's parsed TOML and build a :class:`Suite`.
+
+    Raises:
+        InputError: unknown keys, wrong types, out-of-range severities.
+        UnknownNameError: an unknown corruption or parameter set.
+    """
+    where = f"suite {source}"
+    _check_keys(data, _TOP_KEYS, where)
+    param_set = data.get("param_set", "imagenet")
+    if param_set not in PARAM_SETS:
+        raise UnknownNameError(f"{where}: unknown param_set {param_set!r}; use one of {', '.join(PARAM_SETS)}.")
+    protocol_table = data.get("protocol", {})
+    _check_keys(protocol_table, _PROTOCOL_KEYS, f"{where} [protocol]")
+    protocol = Protocol(
+        quantize=bool(_typed(protocol_table.get("quantize", True), bool, f"{where}: protocol.quantize")),
+        jpeg_quality=int(_typed(protocol_table.get("jpeg_quality", 0), int, f"{where}: protocol.jpeg_quality")),
+        resize=int(_typed(protocol_table.get("resize", 0), int, f"{where}: protocol.resize")),
+        crop=int(_typed(protocol_table.get("crop", 0), int, f"{where}: protocol.crop")),
+    )
+    if not 0 <= protocol.jpeg_quality <= 100:
+        raise InputError(f"{where}: protocol.jpeg_quality must be 0 (off) or 1..100.")
+    items: list[Item] = []
+    if "clean" in data:
+        _check_keys(data["clean"], set(), f"{where} [clean]")
+        items.append(Item("clean", "clean", (0,)))
+    if "corruptions" in data:
+        items.extend(_parse_corruptions(data["corruptions"], where))
+    if not items:
+        raise InputError(f"{where}: nothing to evaluate; add a [clean] or [corruptions] table.")
+    limit = data.get("limit")
+    if limit is not None and (_typed(limit, int, f"{where}: limit") < 1):
+        raise InputError(f"{where}: limit must be a positive integer.")
+    baseline = _parse_baseline(data["baseline"], where) if "baseline" in data else None
+    return Suite(
+        name=str(data.get("name", Path(source).stem)),
+        description=str(data.get("description", "")),
+        dataset=str(data.get("dataset", "imagefolder")),
+        param_set=param_set,
+        seed=int(_typed(data.get("seed", 0), int, f"{where}: seed")),
+        protocol=protocol,
+        items=tuple(items),
+        baseline=baseline,
+        limit=limit,
+        source=source,
+    )
+
+
+def builtin_suites() -> Registry[Path]:
+    """Suites shipped with robench (``corruptions/*.toml``), by name."""
+    registry: Registry[Path] = Registry("suite")
+    for path in sorted(suites_dir().glob("*.toml")):
+        registry.add(path.stem, path)
+    return registry
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load a built-in suite by name, or a suite TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = builtin_suites().get(str(name_or_path))
+    if not path.is_file():
+        raise MissingFileError(f"Suite file {path} does not exist; pass a built-in suite name or a .toml path.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"Suite file {path} is not valid TOML ({e}); fix the file.") from None
+    return parse_suite(data, source=str(path))
+
+
+def list_suites() -> list[Suite]:
+    return [load_suite(p) for _, p in builtin_suites().items()]
+
+
+__all__ = ["Baseline", "Item", "Protocol", "Suite", "list_suites", "load_suite", "parse_suite"]
