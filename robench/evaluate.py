@@ -99,13 +99,11 @@ def cell_config(model: ModelLike, suite: Suite, item: Item, level: int, fingerpr
         "ckpt": model.sha256,
         "data": fingerprint,
         "n": n,
-        "seed": suite.seed,
-        "param_set": suite.param_set,
-        "protocol": suite.protocol.key(),
         "kind": item.kind,
         "item": item.name,
         "level": level,
         "settings": dict(item.settings),
+        "inputs": CELL_KINDS.get(item.kind).inputs(item, level, suite),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -34,6 +34,10 @@ class Batch:
 
 
 class CellKind(Protocol):
+    def inputs(self, item: Item, level: int, suite: Suite) -> dict[str, Any]:
+        """Everything besides model and data that determines the cell's images (for resume checks)."""
+        ...
+
     def evaluate(
         self, models: Sequence[nn.Module], batch: Batch, item: Item, level: int, suite: Suite
     ) -> list[Counts]:
@@ -80,12 +84,18 @@ def classify(models: Sequence[nn.Module], x: torch.Tensor, batch: Batch, what: s
 class CleanKind:
     """The untouched images (the official clean error uses the original files, no JPEG step)."""
 
+    def inputs(self, item, level, suite):
+        return {"resize": suite.protocol.resize, "crop": suite.protocol.crop}
+
     def evaluate(self, models, batch, item, level, suite):
         return classify(models, batch.x, batch, "clean")
 
 
 class CorruptionKind:
     """A corruption at one severity, then the suite protocol (quantise, JPEG)."""
+
+    def inputs(self, item, level, suite):
+        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key()}
 
     def evaluate(self, models, batch, item, level, suite):
         rng = SampleRNG(batch.indices, seed=suite.seed, key=f"{suite.param_set}/{item.name}/{level}")

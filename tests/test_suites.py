@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from robench.errors import InputError, MissingFileError, UnknownNameError
+from robench.suites import load_suite, parse_suite
+
+
+def test_demo_suite_is_clean_plus_corruptions_at_cifar_parameters():
+    suite = load_suite("demo")
+    assert suite.param_set == "cifar"
+    assert suite.items[0].kind == "clean"
+    corr = [i for i in suite.items if i.kind == "corruption"]
+    assert {"gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "contrast", "brightness"} <= {
+        i.name for i in corr
+    }
+    assert all(i.levels == (1, 2, 3, 4, 5) for i in corr)
+
+
+def test_imagenet_c_suite_carries_alexnet_baseline_and_jpeg_protocol():
+    suite = load_suite("imagenet-c")
+    assert suite.protocol.jpeg_quality == 85 and suite.protocol.resize == 256 and suite.protocol.crop == 224
+    assert suite.baseline is not None and suite.baseline.name == "alexnet"
+    assert len(suite.baseline.errors) == 15
+    assert suite.baseline.errors["fog"] == (0.67474, 0.76050, 0.84378, 0.87260, 0.94500)
+
+
+def test_unknown_keys_are_rejected_with_valid_keys_named():
+    with pytest.raises(InputError, match=r"unknown key\(s\) severites.*valid keys are names, severities"):
+        parse_suite({"clean": {}, "corruptions": {"names": ["fog"], "severites": [1]}})
+
+
+def test_severity_out_of_range_is_rejected():
+    with pytest.raises(InputError, match="severity 6 is out of range"):
+        parse_suite({"corruptions": {"names": ["contrast"], "severities": [1, 6]}})
+
+
+def test_unknown_corruption_gets_did_you_mean():
+    with pytest.raises(UnknownNameError, match="Did you mean: contrast"):
+        parse_suite({"corruptions": {"names": ["contrst"]}})
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_suite(bad)
+    with pytest.raises(MissingFileError):
+        load_suite(tmp_path / "nope.toml")
+    with pytest.raises(UnknownNameError, match="Did you mean: demo"):
+        load_suite("dem")
+
+
+def test_empty_suite_is_rejected():
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        parse_suite({"name": "x"})
