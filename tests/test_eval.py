@@ -26,7 +26,7 @@ def test_results_do_not_depend_on_batch_size(tmp_path, fake_models):
 
 
 def test_rerun_reuses_cells_and_fresh_recomputes(tmp_path, fake_models):
-    first, out = _run(tmp_path, fake_models)
+    first, _ = _run(tmp_path, fake_models)
     n_cells = 2 * (1 + 6 * 5)
     assert first.computed == n_cells and first.reused == 0
     again, _ = _run(tmp_path, fake_models)
@@ -58,7 +58,7 @@ def test_leaderboard_equals_recomputation_from_results_csv(tmp_path, fake_models
 
 
 def test_leaderboard_rerenders_from_store_alone(tmp_path, fake_models):
-    summary, out = _run(tmp_path, fake_models)
+    summary, _ = _run(tmp_path, fake_models)
     board = leaderboard(summary.store)
     assert list(board.model) == ["tiny-gap", "tiny-gcp"]
     assert set(board.pooling) == {"gap", "gcp"}
