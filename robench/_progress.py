@@ -20,10 +20,11 @@ def set_quiet(quiet: bool) -> None:
 
 
 def progress(
-    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it"
+    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
+    disable: bool = False,
 ) -> tqdm:
     """Wrap ``iterable`` (or a manual counter when ``None``) in a progress bar."""
-    disable = _quiet or not sys.stderr.isatty()
+    disable = disable or _quiet or not sys.stderr.isatty()
     return tqdm(
         iterable, total=total, desc=desc, unit=unit, disable=disable, leave=False, dynamic_ncols=True
     )

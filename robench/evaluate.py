@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import robench
+from robench._dist import DistContext
 from robench._progress import progress
 from robench.data.sources import TensorSource, open_dataset
 from robench.errors import InputError
@@ -125,8 +127,9 @@ def _batches(
         yield x, y, chunk
 
 
-def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: str) -> dict[str, Any]:
+def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: str, world: int) -> dict[str, Any]:
     return {
+        "processes": world,
         "robench": robench.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -183,40 +186,56 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 "pick a matching checkpoint or --data."
             )
 
+    ctx = DistContext.from_env(device)
     store_path = Path(cfg.out) / STORE_NAME
     summary = EvalSummary(store=store_path)
-    with exclusive(store_path), Store(store_path) as store:
-        store.put_suite(suite.name, suite_definition(suite))
-        for m in models:
-            store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
-            if cfg.fresh:
-                store.delete_model_suite(m.name, suite.name)
-        plan = _plan(store, models, suite, fingerprint, n, summary)
-        log.info(
-            "%s: %d cells finished earlier and reused, %d to compute%s",
-            suite.name, summary.reused, sum(len(p[2]) for p in plan),
-            f" ({summary.stale} stale: other data, seed or checkpoint)" if summary.stale else "",
+    with contextlib.ExitStack() as stack:
+        store = None
+        if ctx.is_main:
+            stack.enter_context(exclusive(store_path))
+            store = stack.enter_context(Store(store_path))
+            store.put_suite(suite.name, suite_definition(suite))
+            for m in models:
+                store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
+                if cfg.fresh:
+                    store.delete_model_suite(m.name, suite.name)
+            plan = _plan(store, models, suite, fingerprint, n, summary)
+            log.info(
+                "%s: %d cells finished earlier and reused, %d to compute%s%s",
+                suite.name, summary.reused, sum(len(p[2]) for p in plan),
+                f" ({summary.stale} stale: other data, seed or checkpoint)" if summary.stale else "",
+                f" on {ctx.world} processes" if ctx.world > 1 else "",
+            )
+        # Ranks agree on the plan by position: (item index, level, model indices).
+        plan_ids = ctx.broadcast(
+            [(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan] if ctx.is_main else None
         )
-        total_batches = len(plan) * -(-n // cfg.batch_size)
-        with progress(total=total_batches, desc=f"eval {suite.name}", unit="batch") as bar:
-            for item, level, pending in plan:
+        my_indices = ctx.shard(indices)
+        n_batches = -(-len(my_indices) // cfg.batch_size)
+        with progress(total=len(plan_ids) * n_batches, desc=f"eval {suite.name}", unit="batch",
+                      disable=not ctx.is_main) as bar:
+            for item_id, level, model_ids in plan_ids:
+                item, pending = suite.items[item_id], [models[i] for i in model_ids]
                 kind = CELL_KINDS.get(item.kind)
                 totals: list[Counts | None] = [None] * len(pending)
                 bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
-                for x, y, chunk in _batches(ds, indices, cfg.batch_size, cfg.workers):
+                for x, y, chunk in _batches(ds, my_indices, cfg.batch_size, cfg.workers):
                     batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
                     counts = kind.evaluate([m.module for m in pending], batch, item, level, suite)
                     totals = [add_counts(t, c) for t, c in zip(totals, counts)]
                     bar.update(1)
-                store.put_cells(
-                    CellRecord(
-                        CellKey(m.name, suite.name, item.kind, item.name, level),
-                        cell_config(m, suite, item, level, fingerprint, n),
-                        n, t, _provenance(cfg, m, suite, fingerprint),
+                totals = ctx.reduce(totals, lambda a, b: [add_counts(x, y) if y else x for x, y in zip(a, b)])
+                if store is not None:
+                    store.put_cells(
+                        CellRecord(
+                            CellKey(m.name, suite.name, item.kind, item.name, level),
+                            cell_config(m, suite, item, level, fingerprint, n),
+                            n, t, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                        )
+                        for m, t in zip(pending, totals)
                     )
-                    for m, t in zip(pending, totals)
-                )
                 summary.computed += len(pending)
+        ctx.barrier()
     return summary
 
 
