@@ -1,0 +1,100 @@
+"""Figures (matplotlib, PNG + SVG) with a colour-blind-safe palette (Okabe & Ito)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from robench._registry import Registry  # noqa: E402
+from robench.corruptions import CORRUPTIONS  # noqa: E402
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+STYLE = {"svg.hashsalt": "robench", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+FigureMaker = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], Figure | None]
+FIGURES: Registry[FigureMaker] = Registry("figure")
+
+
+def _colours(models: list[str]) -> dict[str, str]:
+    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(models)}
+
+
+def _label(df: pd.DataFrame, model: str) -> str:
+    pooling = df.loc[df.model == model, "pooling"]
+    return f"{model} ({pooling.iloc[0].upper()})" if len(pooling) and pooling.iloc[0] else model
+
+
+@FIGURES.register("corruption_bars")
+def corruption_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Per-corruption error (mean over severities; CE when the suite has a baseline), models side by side."""
+    table = boards["corruptions"]
+    if table.empty:
+        return None
+    value = "CE" if "CE" in table.columns and table["CE"].notna().all() else "err"
+    suites = sorted(table.suite.unique())
+    fig, axes = plt.subplots(len(suites), 1, figsize=(9, 3.2 * len(suites)), squeeze=False)
+    for ax, suite in zip(axes[:, 0], suites):
+        t = table[table.suite == suite]
+        models = sorted(t.model.unique())
+        names = sorted(t.corruption.unique())
+        width = 0.8 / len(models)
+        colours = _colours(models)
+        for k, m in enumerate(models):
+            vals = t[t.model == m].set_index("corruption")[value].reindex(names)
+            xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(names))]
+            ax.bar(xs, vals.values, width, label=_label(t, m), color=colours[m])
+        ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
+        ax.set_ylabel("corruption error CE (%)" if value == "CE" else "top-1 error, mean over severities (%)")
+        ax.set_title(f"{suite}: error per corruption")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@FIGURES.register("severity_families")
+def severity_families(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Top-1 error vs severity, averaged over the corruptions of each family, one line per model."""
+    corr = cells[cells.kind == "corruption"].copy()
+    if corr.empty:
+        return None
+    corr["family"] = [CORRUPTIONS.get(c).family.value if c in CORRUPTIONS else "other" for c in corr.item]
+    families = sorted(corr.family.unique())
+    models = sorted(corr.model.unique())
+    colours = _colours(models)
+    fig, axes = plt.subplots(1, len(families), figsize=(3.0 * len(families) + 1, 3.0), squeeze=False, sharey=True)
+    for ax, fam in zip(axes[0], families):
+        sub = corr[corr.family == fam]
+        for m in models:
+            curve = sub[sub.model == m].groupby("level").err.mean()
+            ax.plot(curve.index, curve.values, marker="o", label=_label(corr, m), color=colours[m])
+        ax.set_title(fam)
+        ax.set_xlabel("severity")
+        ax.set_xticks(sorted(sub.level.unique()))
+    axes[0, 0].set_ylabel("top-1 error (%)")
+    axes[0, -1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_figures(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame], folder: Path) -> list[tuple[Path, Path]]:
+    """Render every registered figure that has data; returns (png, svg) paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with plt.rc_context(STYLE):
+        for name, make in FIGURES.items():
+            fig = make(cells, boards)
+            if fig is None:
+                continue
+            png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+            fig.savefig(png, dpi=120, metadata={"Software": None})
+            fig.savefig(svg, metadata={"Date": None, "Creator": None})
+            plt.close(fig)
+            written.append((png, svg))
+    return written

@@ -1,0 +1,80 @@
+"""One self-contained static HTML page: sortable tables and embedded figures, no network access."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from robench.report.render import LEGEND
+
+TITLES = {
+    "overall": "Leaderboard",
+    "paired": "GAP vs GCP (delta = GCP − GAP)",
+    "corruptions": "Per corruption",
+    "severities": "Per severity (top-1 error, %)",
+}
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0;cursor:pointer;user-select:none}
+td:first-child,th:first-child{text-align:left}
+th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+.legend{font-size:12px;color:#555}
+"""
+
+# Click a header to sort by that column (numbers numerically, text alphabetically); click again to reverse.
+_JS = """
+function sortTable(th){
+  const table=th.closest('table'), idx=[...th.parentNode.children].indexOf(th);
+  const asc=!th.classList.contains('asc');
+  table.querySelectorAll('th').forEach(h=>h.classList.remove('asc','desc'));
+  th.classList.add(asc?'asc':'desc');
+  const body=table.tBodies[0], rows=[...body.rows];
+  const key=r=>{const t=r.cells[idx].dataset.v??r.cells[idx].textContent;const n=parseFloat(t);return isNaN(n)?t:n;};
+  rows.sort((a,b)=>{const x=key(a),y=key(b);const c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));return asc?c:-c;});
+  rows.forEach(r=>body.appendChild(r));
+}
+document.querySelectorAll('th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
+"""
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if pd.isna(value):
+            return "<td data-v=''></td>"
+        return f"<td data-v='{value!r}'>{value:.2f}</td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def table_html(board: pd.DataFrame, table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in board.columns)
+    rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in board.itertuples(index=False))
+    return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench") -> str:
+    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    for kind, board in boards.items():
+        if board.empty:
+            continue
+        parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(board, kind)}")
+        legend = [f"<li>{html.escape(c)}: {html.escape(LEGEND[c])}</li>" for c in board.columns if c in LEGEND]
+        if legend and kind == "overall":
+            parts.append(f"<ul class='legend'>{''.join(legend)}</ul>")
+    if figures:
+        parts.append("<h2>Figures</h2>")
+    for png in figures:
+        data = base64.b64encode(Path(png).read_bytes()).decode()
+        parts.append(f"<figure><img id='fig-{png.stem}' alt='{png.stem}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{html.escape(png.stem.replace('_', ' '))}</figcaption></figure>")
+    parts.append(f"<script>{_JS}</script></body></html>\n")
+    return "".join(parts)

@@ -1,0 +1,68 @@
+"""Writers: markdown (tabulate), CSV, the static HTML page and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from robench.report.tables import leaderboard, load_results
+from robench.store import Store
+
+LEGEND = {
+    "clean_err": "top-1 error (%) on the clean images",
+    "clean_err5": "top-5 error (%) on the clean images",
+    "mCE": "mean corruption error (%): AlexNet-normalised CE averaged over the test corruptions when the suite "
+    "has a baseline, else the plain mean top-1 error over corruptions and severities",
+    "rel_mCE": "relative mCE (%): corruption error minus clean error, baseline-normalised",
+    "corruptions": "number of test corruptions averaged",
+}
+
+
+def markdown_table(board: pd.DataFrame) -> str:
+    return tabulate(board, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="")
+
+
+def to_markdown(board: pd.DataFrame, *, title: str = "robench leaderboard") -> str:
+    """Markdown table with two decimals and a legend of the columns present."""
+    legend = [f"- {c}: {LEGEND[c]}." for c in board.columns if c in LEGEND]
+    return f"# {title}\n\n{markdown_table(board)}\n\n" + "\n".join(legend) + "\n"
+
+
+def write_reports(store: str | Path, out: str | Path, *, figures: bool = True, html: bool = True) -> list[Path]:
+    """Write every report of ``store`` into ``out``.
+
+    Files: leaderboard.md/csv (overall), results.csv (cells), paired.md/csv (GAP vs GCP),
+    corruptions.csv, severities.csv, figures/*.png|svg and index.html.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Store(store, readonly=True) as st:
+        boards = {kind: leaderboard(st, kind) for kind in ("overall", "paired", "corruptions", "severities")}
+        cells = load_results(st)
+    written = []
+
+    def emit(name: str, text: str) -> None:
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    emit("leaderboard.md", to_markdown(boards["overall"]))
+    emit("leaderboard.csv", boards["overall"].to_csv(index=False, float_format="%.4f"))
+    emit("results.csv", cells.to_csv(index=False, float_format="%.4f"))
+    emit("paired.md", to_markdown(boards["paired"], title="GAP vs GCP (delta = GCP − GAP)"))
+    emit("paired.csv", boards["paired"].to_csv(index=False, float_format="%.4f"))
+    emit("corruptions.csv", boards["corruptions"].to_csv(index=False, float_format="%.4f"))
+    emit("severities.csv", boards["severities"].to_csv(index=False, float_format="%.4f"))
+    figs = []
+    if figures:
+        from robench.report.figures import write_figures
+
+        figs = write_figures(cells, boards, out / "figures")
+        written.extend(f for pair in figs for f in pair)
+    if html:
+        from robench.report.html import render_html
+
+        emit("index.html", render_html(boards, [png for png, _ in figs]))
+    return written

@@ -1,0 +1,204 @@
+"""Leaderboard tables computed from the store's raw counts.
+
+Overall rows are assembled from *sections* (clean, corruption, …), one per cell kind,
+registered in :data:`OVERALL_SECTIONS`; each turns one (model, suite)'s cells into columns.
+Table kinds (overall, paired, corruptions, severities, cells) are registered in
+:data:`LEADERBOARDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robench._registry import Registry
+from robench.metrics.corruption import corruption_error, relative_corruption_error
+from robench.store import Store
+from robench.suites import Baseline
+
+RESULT_COLUMNS = ["model", "arch", "pooling", "suite", "kind", "item", "level", "n",
+                  "top1_errors", "top5_errors", "err", "err5"]
+
+
+def _open(store: str | Path | Store) -> tuple[Store, bool]:
+    return (store, False) if isinstance(store, Store) else (Store(store, readonly=True), True)
+
+
+def load_results(store: str | Path | Store) -> pd.DataFrame:
+    """One row per stored cell: identity, raw counts and error rates in percent.
+
+    Columns: model, arch, pooling, suite, kind, item, level, n, top1_errors, top5_errors,
+    err, err5 (percent), plus any further counts a cell kind stores.
+    """
+    st, owned = _open(store)
+    try:
+        models = st.models()
+        rows = []
+        for rec in st.cells():
+            k = rec.key
+            m = models.get(k.model)
+            row: dict[str, Any] = {
+                "model": k.model, "arch": m.arch if m else "", "pooling": m.pooling if m else "",
+                "suite": k.suite, "kind": k.kind, "item": k.item, "level": k.level, "n": rec.n,
+            }
+            row.update({c: v for c, v in rec.counts.items() if c != "n" and not isinstance(v, list)})
+            rows.append(row)
+    finally:
+        if owned:
+            st.close()
+    df = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS[:8])
+    if "top1_errors" in df.columns:
+        df["err"] = 100.0 * df["top1_errors"] / df["n"]
+        df["err5"] = 100.0 * df["top5_errors"] / df["n"]
+    first = [c for c in RESULT_COLUMNS if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
+
+
+# ---- overall sections -----------------------------------------------------------------------------------
+
+Section = Callable[[pd.DataFrame, Mapping[str, Any]], dict[str, float]]
+OVERALL_SECTIONS: Registry[Section] = Registry("leaderboard section")
+
+
+def _baseline(definition: Mapping[str, Any]) -> Baseline | None:
+    b = definition.get("baseline")
+    if not b:
+        return None
+    return Baseline(b["name"], b["clean_error"], {k: tuple(v) for k, v in b["errors"].items()})
+
+
+def _clean_error(cells: pd.DataFrame) -> float | None:
+    clean = cells[cells.kind == "clean"]
+    return float(clean.err.iloc[0]) if len(clean) else None
+
+
+def corruption_errors(cells: pd.DataFrame, names: list[str]) -> dict[str, list[float]]:
+    """corruption → per-severity error fractions (severity order) for the named corruptions."""
+    corr = cells[(cells.kind == "corruption") & cells.item.isin(names)]
+    return {c: (g.sort_values("level").err / 100.0).tolist() for c, g in corr.groupby("item", sort=True)}
+
+
+@OVERALL_SECTIONS.register("clean")
+def _clean_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> dict[str, float]:
+    clean = cells[cells.kind == "clean"]
+    if clean.empty:
+        return {}
+    return {"clean_err": float(clean.err.iloc[0]), "clean_err5": float(clean.err5.iloc[0])}
+
+
+@OVERALL_SECTIONS.register("corruption")
+def _corruption_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> dict[str, float]:
+    errors = corruption_errors(cells, list(definition.get("test_corruptions", [])))
+    if not errors:
+        return {}
+    base = _baseline(definition)
+    row: dict[str, float] = {}
+    if base is not None and all(c in base.errors and len(e) == len(base.errors[c]) for c, e in errors.items()):
+        row["mCE"] = sum(corruption_error(e, base.errors[c]) for c, e in errors.items()) / len(errors)
+        clean = _clean_error(cells)
+        if base.clean_error is not None and clean is not None:
+            row["rel_mCE"] = sum(
+                relative_corruption_error(e, clean / 100.0, base.errors[c], base.clean_error)
+                for c, e in errors.items()
+            ) / len(errors)
+    else:
+        # No baseline: mCE is the unnormalised mean top-1 error over corruptions and severities (percent).
+        row["mCE"] = 100.0 * sum(sum(e) / len(e) for e in errors.values()) / len(errors)
+    row["corruptions"] = len(errors)
+    return row
+
+
+OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "clean_err", "clean_err5", "mCE", "rel_mCE",
+                   "corruptions"]
+
+
+def overall(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (model, suite) with every section's aggregates."""
+    rows = []
+    for (model, suite), cells in df.groupby(["model", "suite"], sort=True):
+        row: dict[str, Any] = {"model": model, "arch": cells.arch.iloc[0], "pooling": cells.pooling.iloc[0],
+                               "suite": suite, "n": int(cells.n.max())}
+        for _, section in OVERALL_SECTIONS.items():
+            row.update(section(cells, suites.get(suite, {})))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame(columns=OVERALL_COLUMNS[:6])
+    return out[[c for c in OVERALL_COLUMNS if c in out.columns] + [c for c in out.columns if c not in OVERALL_COLUMNS]]
+
+
+METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower", "rel_mCE": "lower"}
+
+
+def paired(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+    """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
+    board = overall(df, suites)
+    metrics = [c for c in board.columns if c not in ("model", "arch", "pooling", "suite", "n", "corruptions")]
+    rows = []
+    for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
+        by_pool = {p: g.sort_values("model").iloc[0] for p, g in group.groupby("pooling")}
+        if "gap" not in by_pool or "gcp" not in by_pool:
+            continue
+        gap, gcp = by_pool["gap"], by_pool["gcp"]
+        row: dict[str, Any] = {"arch": arch, "suite": suite, "gap_model": gap.model, "gcp_model": gcp.model}
+        for m in metrics:
+            row[f"{m}_gap"], row[f"{m}_gcp"] = gap[m], gcp[m]
+            row[f"{m}_delta"] = gcp[m] - gap[m]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["arch", "suite", "gap_model", "gcp_model"])
+
+
+def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+    """Per model and corruption: mean error over severities and, with a baseline, the CE (percent)."""
+    rows = []
+    for (model, suite), cells in df[df.kind == "corruption"].groupby(["model", "suite"], sort=True):
+        base = _baseline(suites.get(suite, {}))
+        for corruption, errs in corruption_errors(cells, sorted(cells.item.unique())).items():
+            row = {"model": model, "pooling": cells.pooling.iloc[0], "suite": suite, "corruption": corruption,
+                   "err": 100.0 * sum(errs) / len(errs)}
+            if base is not None and corruption in base.errors and len(errs) == len(base.errors[corruption]):
+                row["CE"] = corruption_error(errs, base.errors[corruption])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["model", "pooling", "suite", "corruption", "err"])
+
+
+def severities_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+    """Per model, corruption and severity: the top-1 error (percent), severities as columns."""
+    corr = df[df.kind == "corruption"]
+    if corr.empty:
+        return pd.DataFrame(columns=["model", "suite", "corruption"])
+    wide = corr.pivot_table(index=["model", "suite", "item"], columns="level", values="err", aggfunc="first")
+    wide.columns = [f"s{c}" for c in wide.columns]
+    return wide.reset_index().rename(columns={"item": "corruption"})
+
+
+def cells_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+    return df
+
+
+LEADERBOARDS: Registry[Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]] = Registry("leaderboard kind")
+LEADERBOARDS.add("overall", overall)
+LEADERBOARDS.add("paired", paired)
+LEADERBOARDS.add("corruptions", corruptions_table)
+LEADERBOARDS.add("severities", severities_table)
+LEADERBOARDS.add("cells", cells_table)
+
+
+def leaderboard(store: str | Path | Store, kind: str = "overall") -> pd.DataFrame:
+    """A leaderboard DataFrame computed from the store's counts.
+
+    Args:
+        store: Path of a result store (or an open :class:`Store`).
+        kind: ``overall`` (a row per model and suite), ``paired`` (GAP vs GCP per architecture),
+            ``corruptions``, ``severities`` or ``cells``.
+    """
+    render = LEADERBOARDS.get(kind)
+    st, owned = _open(store)
+    try:
+        return render(load_results(st), st.suites())
+    finally:
+        if owned:
+            st.close()
