@@ -8,12 +8,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
-from robench._registry import Registry  # noqa: E402
-from robench.corruptions import CORRUPTIONS  # noqa: E402
+from robench._registry import Registry
+from robench.corruptions import CORRUPTIONS
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 STYLE = {"svg.hashsalt": "robench", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}

@@ -38,7 +38,8 @@ function sortTable(th){
   th.classList.add(asc?'asc':'desc');
   const body=table.tBodies[0], rows=[...body.rows];
   const key=r=>{const t=r.cells[idx].dataset.v??r.cells[idx].textContent;const n=parseFloat(t);return isNaN(n)?t:n;};
-  rows.sort((a,b)=>{const x=key(a),y=key(b);const c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));return asc?c:-c;});
+  const cmp=(x,y)=>(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
+  rows.sort((a,b)=>asc?cmp(key(a),key(b)):cmp(key(b),key(a)));
   rows.forEach(r=>body.appendChild(r));
 }
 document.querySelectorAll('th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
