@@ -39,14 +39,16 @@ def cli(quiet: bool) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
 @click.option("--seed", type=int, default=None, help="Seed of the random corruptions (default: the suite's).")
 @click.option("--fresh", is_flag=True, help="Recompute cells already in the store.")
-def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh) -> None:
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Mixed precision for the forward pass (recorded in provenance; GCP square root stays fp32).")
+def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh, amp) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
     from robench.report import leaderboard, to_markdown, write_reports
 
     cfg = EvalConfig(
         ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit,
-        out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh,
+        out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
     )
     summary = run_eval(cfg)
     written = write_reports(summary.store, out)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,21 @@ log = logging.getLogger(__name__)
 
 DEMO_MODELS = ("demo-gap", "demo-gcp")
 STORE_NAME = "results.sqlite"
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Autocast(nn.Module):
+    """Runs the wrapped model under autocast (the GCP square root keeps itself in float32)."""
+
+    def __init__(self, module: nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.module, self.device_type, self.dtype = module, device_type, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.module(x)
 
 
 class ModelLike(Protocol):
@@ -59,6 +75,7 @@ class EvalConfig:
     device: str = "cpu"
     seed: int | None = None
     fresh: bool = False
+    amp: str | None = None
 
 
 @dataclass
@@ -94,7 +111,9 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
     }
 
 
-def cell_config(model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int) -> str:
+def cell_config(
+    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, amp: str | None = None
+) -> str:
     """Hash of everything that determines a cell's counts; a stored cell is reused only on a match."""
     parts = {
         "robench": robench.__version__,
@@ -106,12 +125,13 @@ def cell_config(model: ModelLike, suite: Suite, item: Item, level: int, fingerpr
         "level": level,
         "settings": dict(item.settings),
         "inputs": CELL_KINDS.get(item.kind).inputs(item, level, suite),
+        "amp": amp,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _batches(
-    ds: Dataset, indices: list[int], batch_size: int, workers: int
+    ds: Dataset, indices: list[int], batch_size: int, workers: int, pin_memory: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
     if isinstance(ds, TensorSource):
         for start in range(0, len(indices), batch_size):
@@ -119,7 +139,8 @@ def _batches(
             x, y = ds.batch(chunk)
             yield x, y, chunk
         return
-    loader = DataLoader(Subset(ds, indices), batch_size=batch_size, num_workers=workers, shuffle=False)
+    loader = DataLoader(Subset(ds, indices), batch_size=batch_size, num_workers=workers, shuffle=False,
+                        pin_memory=pin_memory)
     start = 0
     for x, y in loader:
         chunk = indices[start : start + len(y)]
@@ -135,6 +156,7 @@ def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: st
         "python": platform.python_version(),
         "device": str(cfg.device),
         "seed": suite.seed,
+        "amp": cfg.amp,
         "ckpt_sha256": model.sha256,
         "dataset": fingerprint,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -161,14 +183,12 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     """
     if cfg.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}.")
+    if cfg.amp is not None and cfg.amp not in AMP_DTYPES:
+        raise InputError(f"--amp {cfg.amp!r} is not supported; use one of {', '.join(AMP_DTYPES)} or leave it out.")
     suite = load_suite(cfg.suite)
     if cfg.seed is not None:
         suite = _with_seed(suite, cfg.seed)
-    try:
-        device = torch.device(cfg.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as e:
-        raise InputError(f"Device {cfg.device!r} is not usable here ({e}); use --device cpu.") from None
+    device, ctx = _device(cfg.device)
     ds = open_dataset(suite.dataset, cfg.data, suite.protocol)
     limit = cfg.limit if cfg.limit is not None else suite.limit
     if limit is not None and limit < 1:
@@ -178,15 +198,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     fingerprint = ds.fingerprint
     if models is None:
         models = load_models(cfg)
-    for m in models:
-        m.module.to(device).eval()
-        if m.num_classes < len(ds.classes):
-            raise InputError(
-                f"Model {m.name} has {m.num_classes} classes but the data has {len(ds.classes)}; "
-                "pick a matching checkpoint or --data."
-            )
+    nets = _placed(models, device, cfg.amp, len(ds.classes))
 
-    ctx = DistContext.from_env(device)
     store_path = Path(cfg.out) / STORE_NAME
     summary = EvalSummary(store=store_path)
     with contextlib.ExitStack() as stack:
@@ -199,7 +212,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
                 if cfg.fresh:
                     store.delete_model_suite(m.name, suite.name)
-            plan = _plan(store, models, suite, fingerprint, n, summary)
+            plan = _plan(store, models, suite, fingerprint, n, summary, cfg.amp)
             log.info(
                 "%s: %d cells finished earlier and reused, %d to compute%s%s",
                 suite.name, summary.reused, sum(len(p[2]) for p in plan),
@@ -219,9 +232,9 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 kind = CELL_KINDS.get(item.kind)
                 totals: list[Counts | None] = [None] * len(pending)
                 bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
-                for x, y, chunk in _batches(ds, my_indices, cfg.batch_size, cfg.workers):
+                for x, y, chunk in _batches(ds, my_indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
                     batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
-                    counts = kind.evaluate([m.module for m in pending], batch, item, level, suite)
+                    counts = kind.evaluate([nets[m.name] for m in pending], batch, item, level, suite)
                     totals = [add_counts(t, c) for t, c in zip(totals, counts)]
                     bar.update(1)
                 totals = ctx.reduce(totals, lambda a, b: [add_counts(x, y) if y else x for x, y in zip(a, b)])
@@ -229,7 +242,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                     store.put_cells(
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
-                            cell_config(m, suite, item, level, fingerprint, n),
+                            cell_config(m, suite, item, level, fingerprint, n, cfg.amp),
                             n, t, _provenance(cfg, m, suite, fingerprint, ctx.world),
                         )
                         for m, t in zip(pending, totals)
@@ -239,8 +252,39 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     return summary
 
 
+def _device(name: str) -> tuple[torch.device, DistContext]:
+    """The evaluation device (each torchrun rank takes its LOCAL_RANK GPU) and the process group."""
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as e:
+        raise InputError(f"Device {name!r} is not usable here ({e}); use --device cpu.") from None
+    ctx = DistContext.from_env(device)
+    if ctx.world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device, ctx
+
+
+def _placed(
+    models: Sequence[ModelLike], device: torch.device, amp: str | None, data_classes: int
+) -> dict[str, nn.Module]:
+    """Each model in eval mode on ``device`` (channels-last on GPUs, optionally under autocast)."""
+    nets: dict[str, nn.Module] = {}
+    for m in models:
+        if m.num_classes < data_classes:
+            raise InputError(
+                f"Model {m.name} has {m.num_classes} classes but the data has {data_classes}; "
+                "pick a matching checkpoint or --data."
+            )
+        net = m.module.to(device).eval()
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp])
+    return nets
+
+
 def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, n: int,
-          summary: EvalSummary) -> list[tuple[Item, int, list[ModelLike]]]:
+          summary: EvalSummary, amp: str | None) -> list[tuple[Item, int, list[ModelLike]]]:
     """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
     done = {m.name: store.configs(m.name, suite.name) for m in models}
     plan = []
@@ -249,7 +293,7 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
             pending = []
             for m in models:
                 stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                if stored == cell_config(m, suite, item, level, fingerprint, n):
+                if stored == cell_config(m, suite, item, level, fingerprint, n, amp):
                     summary.reused += 1
                     continue
                 summary.stale += stored is not None
