@@ -41,7 +41,10 @@ def cli(quiet: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Recompute cells already in the store.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
               help="Mixed precision for the forward pass (recorded in provenance; GCP square root stays fp32).")
-def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh, amp) -> None:
+@click.option("--baseline", default=None, metavar="MODEL",
+              help="Stored model whose FP/T5D normalise mFR/mT5D (e.g. torchvision AlexNet run on the same suite).")
+def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh, amp,
+             baseline) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
     from robench.report import leaderboard, to_markdown, write_reports
@@ -51,8 +54,8 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, de
         out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
     )
     summary = run_eval(cfg)
-    written = write_reports(summary.store, out)
-    click.echo(to_markdown(leaderboard(summary.store), title=f"robench eval — {suite}"))
+    written = write_reports(summary.store, out, baseline=baseline)
+    click.echo(to_markdown(leaderboard(summary.store, baseline=baseline), title=f"robench eval — {suite}"))
     click.echo(f"{summary.computed} cells computed, {summary.reused} reused. Wrote "
                + ", ".join(str(p) for p in [summary.store, *written]), err=True)
 
@@ -60,14 +63,18 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, de
 @cli.command("leaderboard")
 @click.option("--store", type=click.Path(path_type=Path), required=True, help="A results.sqlite file.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for leaderboard.md/csv and results.csv (default: print only).")
-def leaderboard_cmd(store: Path, out: Path | None) -> None:
+              help="Folder for leaderboard.md/csv, results.csv, paired tables, figures, index.html (default: print).")
+@click.option("--kind", default="overall", show_default=True,
+              help="Table to print: overall, paired, corruptions, severities, perturbations, cells.")
+@click.option("--baseline", default=None, metavar="MODEL", help="Stored model that normalises mFR/mT5D.")
+def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | None) -> None:
     """Re-render leaderboards from a store without computing anything."""
     from robench.report import leaderboard, to_markdown, write_reports
 
-    click.echo(to_markdown(leaderboard(store)))
+    board = leaderboard(store, kind, baseline=baseline) if kind in ("overall", "paired") else leaderboard(store, kind)
+    click.echo(to_markdown(board, title=f"robench {kind}"))
     if out is not None:
-        for p in write_reports(store, out):
+        for p in write_reports(store, out, baseline=baseline):
             click.echo(f"wrote {p}", err=True)
 
 

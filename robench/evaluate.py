@@ -105,6 +105,7 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
         "param_set": suite.param_set,
         "items": [[i.kind, i.name, list(i.levels)] for i in suite.items],
         "test_corruptions": suite.test_corruptions(),
+        "test_perturbations": suite.test_perturbations(),
         "baseline": None if base is None else {
             "name": base.name, "clean_error": base.clean_error, "errors": {k: list(v) for k, v in base.errors.items()},
         },
@@ -223,13 +224,12 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
         plan_ids = ctx.broadcast(
             [(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan] if ctx.is_main else None
         )
-        my_indices = ctx.shard(indices)
-        n_batches = -(-len(my_indices) // cfg.batch_size)
-        with progress(total=len(plan_ids) * n_batches, desc=f"eval {suite.name}", unit="batch",
-                      disable=not ctx.is_main) as bar:
+        shards = {i: ctx.shard(indices[: item_size(suite.items[i], n)]) for i, _, _ in plan_ids}
+        n_batches = sum(-(-len(shards[i]) // cfg.batch_size) for i, _, _ in plan_ids)
+        with progress(total=n_batches, desc=f"eval {suite.name}", unit="batch", disable=not ctx.is_main) as bar:
             for item_id, level, model_ids in plan_ids:
                 item, pending = suite.items[item_id], [models[i] for i in model_ids]
-                kind = CELL_KINDS.get(item.kind)
+                kind, my_indices, item_n = CELL_KINDS.get(item.kind), shards[item_id], item_size(item, n)
                 totals: list[Counts | None] = [None] * len(pending)
                 bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
                 for x, y, chunk in _batches(ds, my_indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
@@ -242,8 +242,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                     store.put_cells(
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
-                            cell_config(m, suite, item, level, fingerprint, n, cfg.amp),
-                            n, t, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            cell_config(m, suite, item, level, fingerprint, item_n, cfg.amp),
+                            item_n, t, _provenance(cfg, m, suite, fingerprint, ctx.world),
                         )
                         for m, t in zip(pending, totals)
                     )
@@ -283,6 +283,12 @@ def _placed(
     return nets
 
 
+def item_size(item: Item, n: int) -> int:
+    """Images evaluated for ``item``: the run's ``n``, or fewer where the suite caps the item."""
+    cap = item.settings.get("limit")
+    return n if cap is None else min(n, int(cap))
+
+
 def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, n: int,
           summary: EvalSummary, amp: str | None) -> list[tuple[Item, int, list[ModelLike]]]:
     """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
@@ -293,7 +299,7 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
             pending = []
             for m in models:
                 stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                if stored == cell_config(m, suite, item, level, fingerprint, n, amp):
+                if stored == cell_config(m, suite, item, level, fingerprint, item_size(item, n), amp):
                     summary.reused += 1
                     continue
                 summary.stale += stored is not None

@@ -103,8 +103,37 @@ class CorruptionKind:
         return classify(models, apply_protocol(x, suite), batch, f"{item.name} severity {level}")
 
 
+class PerturbationKind:
+    """An ImageNet-P sequence per image; level = difficulty. Videos are never split across batches."""
+
+    def inputs(self, item, level, suite):
+        return {"seed": suite.seed, "param_set": suite.param_set, "crop": item.settings.get("crop", 0),
+                "limit": item.settings.get("limit")}
+
+    def evaluate(self, models, batch, item, level, suite):
+        from robench.metrics.perturbation import PerturbationCounts, ranked_classes
+        from robench.perturbations import PERTURBATIONS, perturbation_rng
+
+        pert = PERTURBATIONS.get(item.name)
+        rng = perturbation_rng(batch.indices, name=item.name, difficulty=level, seed=suite.seed,
+                               param_set=suite.param_set)
+        crop = item.settings.get("crop") or None
+        frames = pert.frames(batch.x, difficulty=level, rng=rng, param_set=suite.param_set, crop=crop)
+        ranked: list[list[torch.Tensor]] = [[] for _ in models]
+        for t, frame in enumerate(frames):
+            for k, model in enumerate(models):
+                ranked[k].append(ranked_classes(logits_of(model, frame, f"{item.name} frame {t}")).cpu())
+        out = []
+        for per_frame in ranked:
+            counts = PerturbationCounts()
+            counts.update(torch.stack(per_frame, dim=1), noise=pert.noise, difficulty=level)
+            out.append(counts.as_dict())
+        return out
+
+
 CELL_KINDS.add("clean", CleanKind())
 CELL_KINDS.add("corruption", CorruptionKind())
+CELL_KINDS.add("perturbation", PerturbationKind())
 
 
 def add_counts(total: Counts | None, more: Counts) -> Counts:

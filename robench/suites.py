@@ -91,14 +91,20 @@ class Suite:
     def test_corruptions(self) -> list[str]:
         return [i.name for i in self.items if i.kind == "corruption" and CORRUPTIONS.get(i.name).test]
 
+    def test_perturbations(self) -> list[str]:
+        from robench.perturbations import PERTURBATIONS
+
+        return [i.name for i in self.items if i.kind == "perturbation" and PERTURBATIONS.get(i.name).test]
+
 
 # ---- parsing -------------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "protocol", "clean",
-             "corruptions", "baseline"}
+             "corruptions", "perturbations", "baseline"}
 _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
 _CORRUPTION_KEYS = {"names", "severities"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
+_PERTURBATION_KEYS = {"names", "difficulties", "crop", "limit"}
 
 CORRUPTION_GROUPS: Mapping[str, Any] = {
     "test": lambda: [n for n, c in CORRUPTIONS.items() if c.test],
@@ -146,6 +152,39 @@ def _parse_corruptions(table: Mapping[str, Any], where: str) -> list[Item]:
     return items
 
 
+def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
+    from robench.perturbations import PERTURBATIONS, TEST_PERTURBATIONS, VALIDATION_PERTURBATIONS
+
+    _check_keys(table, _PERTURBATION_KEYS, f"{where} [perturbations]")
+    groups = {"test": TEST_PERTURBATIONS, "extra": VALIDATION_PERTURBATIONS,
+              "all": TEST_PERTURBATIONS + VALIDATION_PERTURBATIONS}
+    names = table.get("names", "test")
+    if isinstance(names, str):
+        if names not in groups:
+            raise InputError(f"{where}: perturbations.names must be a list or one of {', '.join(groups)}.")
+        names = list(groups[names])
+    difficulties = table.get("difficulties", [1])
+    if not isinstance(difficulties, list) or not difficulties or any(
+        isinstance(d, bool) or not isinstance(d, int) or d not in (1, 2, 3) for d in difficulties
+    ):
+        raise InputError(f"{where}: perturbations.difficulties must be a non-empty list of 1, 2, 3.")
+    settings: dict[str, Any] = {}
+    if "crop" in table:
+        settings["crop"] = int(_typed(table["crop"], int, f"{where}: perturbations.crop"))
+    if "limit" in table:
+        if _typed(table["limit"], int, f"{where}: perturbations.limit") < 1:
+            raise InputError(f"{where}: perturbations.limit must be a positive integer.")
+        settings["limit"] = table["limit"]
+    items = []
+    for n in names:
+        try:
+            PERTURBATIONS.get(n)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{where}: {e}") from None
+        items.append(Item("perturbation", n, tuple(sorted(set(difficulties))), settings))
+    return items
+
+
 def _parse_baseline(table: Mapping[str, Any], where: str) -> Baseline:
     _check_keys(table, _BASELINE_KEYS, f"{where} [baseline]")
     errors = {}
@@ -189,8 +228,10 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
         items.append(Item("clean", "clean", (0,)))
     if "corruptions" in data:
         items.extend(_parse_corruptions(data["corruptions"], where))
+    if "perturbations" in data:
+        items.extend(_parse_perturbations(data["perturbations"], where))
     if not items:
-        raise InputError(f"{where}: nothing to evaluate; add a [clean] or [corruptions] table.")
+        raise InputError(f"{where}: nothing to evaluate; add a [clean], [corruptions] or [perturbations] table.")
     limit = data.get("limit")
     if limit is not None and (_typed(limit, int, f"{where}: limit") < 1):
         raise InputError(f"{where}: limit must be a positive integer.")

@@ -83,6 +83,30 @@ def severity_families(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -
     return fig
 
 
+@FIGURES.register("flip_probability")
+def flip_probability_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Flip probability per perturbation (difficulty 1), models side by side."""
+    table = boards.get("perturbations")
+    if table is None or table.empty:
+        return None
+    table = table[table.difficulty == 1]
+    models = sorted(table.model.unique())
+    names = sorted(table.perturbation.unique())
+    colours = _colours(models)
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    for k, m in enumerate(models):
+        vals = table[table.model == m].groupby("perturbation").FP.mean().reindex(names)
+        xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(xs, vals.values, width, label=_label(table, m), color=colours[m])
+    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
+    ax.set_ylabel("flip probability (%)")
+    ax.set_title("Flip probability per perturbation (difficulty 1)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def write_figures(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame], folder: Path) -> list[tuple[Path, Path]]:
     """Render every registered figure that has data; returns (png, svg) paths."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ TITLES = {
     "paired": "GAP vs GCP (delta = GCP − GAP)",
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error, %)",
+    "perturbations": "Per perturbation (FP %, T5D)",
 }
 
 _CSS = """

@@ -17,6 +17,11 @@ LEGEND = {
     "has a baseline, else the plain mean top-1 error over corruptions and severities",
     "rel_mCE": "relative mCE (%): corruption error minus clean error, baseline-normalised",
     "corruptions": "number of test corruptions averaged",
+    "FP": "raw flip probability (%), mean over the test perturbations at difficulty 1 (not normalised)",
+    "T5D": "raw top-5 distance, mean over the test perturbations at difficulty 1 (not normalised)",
+    "mFR": "mean flip rate (%): FP divided by the baseline model's FP per perturbation, averaged",
+    "mT5D": "mean top-5 distance (%): T5D divided by the baseline model's T5D per perturbation, averaged",
+    "perturbations": "number of test perturbations averaged",
 }
 
 
@@ -30,16 +35,20 @@ def to_markdown(board: pd.DataFrame, *, title: str = "robench leaderboard") -> s
     return f"# {title}\n\n{markdown_table(board)}\n\n" + "\n".join(legend) + "\n"
 
 
-def write_reports(store: str | Path, out: str | Path, *, figures: bool = True, html: bool = True) -> list[Path]:
+def write_reports(
+    store: str | Path, out: str | Path, *, figures: bool = True, html: bool = True, baseline: str | None = None
+) -> list[Path]:
     """Write every report of ``store`` into ``out``.
 
     Files: leaderboard.md/csv (overall), results.csv (cells), paired.md/csv (GAP vs GCP),
-    corruptions.csv, severities.csv, figures/*.png|svg and index.html.
+    corruptions.csv, severities.csv, perturbations.csv, figures/*.png|svg and index.html.
+    ``baseline`` names the stored model that normalises FP / T5D into mFR / mT5D.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Store(store, readonly=True) as st:
-        boards = {kind: leaderboard(st, kind) for kind in ("overall", "paired", "corruptions", "severities")}
+        boards = {kind: leaderboard(st, kind, baseline=baseline) for kind in ("overall", "paired")}
+        boards |= {kind: leaderboard(st, kind) for kind in ("corruptions", "severities", "perturbations")}
         cells = load_results(st)
     written = []
 
@@ -55,6 +64,7 @@ def write_reports(store: str | Path, out: str | Path, *, figures: bool = True, h
     emit("paired.csv", boards["paired"].to_csv(index=False, float_format="%.4f"))
     emit("corruptions.csv", boards["corruptions"].to_csv(index=False, float_format="%.4f"))
     emit("severities.csv", boards["severities"].to_csv(index=False, float_format="%.4f"))
+    emit("perturbations.csv", boards["perturbations"].to_csv(index=False, float_format="%.4f"))
     figs = []
     if figures:
         from robench.report.figures import write_figures

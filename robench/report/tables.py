@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from robench._registry import Registry
+from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
 from robench.store import Store
 from robench.suites import Baseline
@@ -53,13 +54,17 @@ def load_results(store: str | Path | Store) -> pd.DataFrame:
     if "top1_errors" in df.columns:
         df["err"] = 100.0 * df["top1_errors"] / df["n"]
         df["err5"] = 100.0 * df["top5_errors"] / df["n"]
+    if "pairs" in df.columns:
+        df["fp"] = 100.0 * df["flips"] / df["pairs"]
+        df["t5d"] = df["t5d_sum"] / df["pairs"]
     first = [c for c in RESULT_COLUMNS if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
 
 # ---- overall sections -----------------------------------------------------------------------------------
 
-Section = Callable[[pd.DataFrame, Mapping[str, Any]], dict[str, float]]
+Section = Callable[[pd.DataFrame, Mapping[str, Any], "pd.DataFrame | None"], dict[str, float]]
+"""``section(cells, suite definition, baseline model's cells or None) -> columns``."""
 OVERALL_SECTIONS: Registry[Section] = Registry("leaderboard section")
 
 
@@ -82,7 +87,7 @@ def corruption_errors(cells: pd.DataFrame, names: list[str]) -> dict[str, list[f
 
 
 @OVERALL_SECTIONS.register("clean")
-def _clean_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> dict[str, float]:
+def _clean_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None) -> dict[str, float]:
     clean = cells[cells.kind == "clean"]
     if clean.empty:
         return {}
@@ -90,7 +95,9 @@ def _clean_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> dict[s
 
 
 @OVERALL_SECTIONS.register("corruption")
-def _corruption_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> dict[str, float]:
+def _corruption_section(
+    cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None
+) -> dict[str, float]:
     errors = corruption_errors(cells, list(definition.get("test_corruptions", [])))
     if not errors:
         return {}
@@ -111,18 +118,57 @@ def _corruption_section(cells: pd.DataFrame, definition: Mapping[str, Any]) -> d
     return row
 
 
+def perturbation_rates(cells: pd.DataFrame, names: list[str], difficulty: int = 1) -> pd.DataFrame:
+    """Per perturbation (index): flip probability ``fp`` (fraction) and top-5 distance ``t5d``."""
+    p = cells[(cells.kind == "perturbation") & cells.item.isin(names) & (cells.level == difficulty)]
+    rates = p.groupby("item", sort=True)[["flips", "t5d_sum", "pairs"]].sum()
+    return pd.DataFrame({"fp": rates.flips / rates.pairs, "t5d": rates.t5d_sum / rates.pairs})
+
+
+@OVERALL_SECTIONS.register("perturbation")
+def _perturbation_section(
+    cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None
+) -> dict[str, float]:
+    """Raw mean FP (%) and T5D over the test perturbations (difficulty 1); with a baseline model in
+    the store, mFR and mT5D (%) as Hendrycks: per-perturbation ratios to the baseline, averaged."""
+    names = list(definition.get("test_perturbations", []))
+    if "pairs" not in cells.columns or not names:
+        return {}
+    rates = perturbation_rates(cells, names)
+    if rates.empty:
+        return {}
+    row = {"FP": 100.0 * float(rates.fp.mean()), "T5D": float(rates.t5d.mean()), "perturbations": len(rates)}
+    if ref is not None and "pairs" in ref.columns:
+        base = perturbation_rates(ref, names).reindex(rates.index)
+        if base.notna().all().all():
+            row["mFR"] = 100.0 * float((rates.fp / base.fp).mean())
+            row["mT5D"] = 100.0 * float((rates.t5d / base.t5d).mean())
+    return row
+
+
 OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "clean_err", "clean_err5", "mCE", "rel_mCE",
-                   "corruptions"]
+                   "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
 
 
-def overall(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per (model, suite) with every section's aggregates."""
+def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None) -> pd.DataFrame:
+    """One row per (model, suite) with every section's aggregates.
+
+    Args:
+        baseline: A model in the store whose results normalise FP and T5D (mFR, mT5D), e.g.
+            torchvision AlexNet evaluated on the same suite.
+    """
+    if baseline is not None and not (df.model == baseline).any():
+        raise UnknownNameError(
+            f"Baseline model {baseline!r} has no results in this store; evaluate it on the same suite first "
+            f"(stored models: {', '.join(sorted(df.model.unique())) or 'none'})."
+        )
     rows = []
     for (model, suite), cells in df.groupby(["model", "suite"], sort=True):
         row: dict[str, Any] = {"model": model, "arch": cells.arch.iloc[0], "pooling": cells.pooling.iloc[0],
                                "suite": suite, "n": int(cells.n.max())}
+        ref = None if baseline is None else df[(df.model == baseline) & (df.suite == suite)]
         for _, section in OVERALL_SECTIONS.items():
-            row.update(section(cells, suites.get(suite, {})))
+            row.update(section(cells, suites.get(suite, {}), None if ref is None or ref.empty else ref))
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -133,10 +179,11 @@ def overall(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
 METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower", "rel_mCE": "lower"}
 
 
-def paired(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None) -> pd.DataFrame:
     """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
-    board = overall(df, suites)
-    metrics = [c for c in board.columns if c not in ("model", "arch", "pooling", "suite", "n", "corruptions")]
+    board = overall(df, suites, baseline=baseline)
+    counts = ("model", "arch", "pooling", "suite", "n", "corruptions", "perturbations")
+    metrics = [c for c in board.columns if c not in counts]
     rows = []
     for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
         by_pool = {p: g.sort_values("model").iloc[0] for p, g in group.groupby("pooling")}
@@ -151,7 +198,16 @@ def paired(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=None if rows else ["arch", "suite", "gap_model", "gcp_model"])
 
 
-def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+def perturbations_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
+    """Per model, perturbation and difficulty: flip probability (%) and top-5 distance."""
+    p = df[df.kind == "perturbation"]
+    if p.empty or "fp" not in p.columns:
+        return pd.DataFrame(columns=["model", "pooling", "suite", "perturbation", "difficulty", "FP", "T5D"])
+    out = p[["model", "pooling", "suite", "item", "level", "fp", "t5d"]]
+    return out.rename(columns={"item": "perturbation", "level": "difficulty", "fp": "FP", "t5d": "T5D"})
+
+
+def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
     """Per model and corruption: mean error over severities and, with a baseline, the CE (percent)."""
     rows = []
     for (model, suite), cells in df[df.kind == "corruption"].groupby(["model", "suite"], sort=True):
@@ -165,7 +221,7 @@ def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFra
     return pd.DataFrame(rows, columns=None if rows else ["model", "pooling", "suite", "corruption", "err"])
 
 
-def severities_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+def severities_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
     """Per model, corruption and severity: the top-1 error (percent), severities as columns."""
     corr = df[df.kind == "corruption"]
     if corr.empty:
@@ -175,30 +231,35 @@ def severities_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFram
     return wide.reset_index().rename(columns={"item": "corruption"})
 
 
-def cells_table(df: pd.DataFrame, suites: Mapping[str, Any]) -> pd.DataFrame:
+def cells_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
     return df
 
 
-LEADERBOARDS: Registry[Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]] = Registry("leaderboard kind")
+LEADERBOARDS: Registry[Callable[..., pd.DataFrame]] = Registry("leaderboard kind")
 LEADERBOARDS.add("overall", overall)
 LEADERBOARDS.add("paired", paired)
 LEADERBOARDS.add("corruptions", corruptions_table)
+LEADERBOARDS.add("perturbations", perturbations_table)
 LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
 
 
-def leaderboard(store: str | Path | Store, kind: str = "overall") -> pd.DataFrame:
+def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: str | None = None) -> pd.DataFrame:
     """A leaderboard DataFrame computed from the store's counts.
 
     Args:
         store: Path of a result store (or an open :class:`Store`).
         kind: ``overall`` (a row per model and suite), ``paired`` (GAP vs GCP per architecture),
-            ``corruptions``, ``severities`` or ``cells``.
+            ``corruptions``, ``severities``, ``perturbations`` or ``cells``.
+        baseline: Model in the store that normalises FP / T5D into mFR / mT5D.
     """
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
-        return render(load_results(st), st.suites())
+        df = load_results(st)
+        if kind in ("overall", "paired"):
+            return render(df, st.suites(), baseline=baseline)
+        return render(df, st.suites())
     finally:
         if owned:
             st.close()
