@@ -71,8 +71,7 @@ def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | No
     """Re-render leaderboards from a store without computing anything."""
     from robench.report import leaderboard, to_markdown, write_reports
 
-    board = leaderboard(store, kind, baseline=baseline) if kind in ("overall", "paired") else leaderboard(store, kind)
-    click.echo(to_markdown(board, title=f"robench {kind}"))
+    click.echo(to_markdown(leaderboard(store, kind, baseline=baseline), title=f"robench {kind}"))
     if out is not None:
         for p in write_reports(store, out, baseline=baseline):
             click.echo(f"wrote {p}", err=True)

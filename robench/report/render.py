@@ -10,6 +10,8 @@ from tabulate import tabulate
 from robench.report.tables import leaderboard, load_results
 from robench.store import Store
 
+REPORT_TABLES = ("overall", "paired", "corruptions", "severities", "perturbations")
+
 LEGEND = {
     "clean_err": "top-1 error (%) on the clean images",
     "clean_err5": "top-5 error (%) on the clean images",
@@ -47,8 +49,7 @@ def write_reports(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Store(store, readonly=True) as st:
-        boards = {kind: leaderboard(st, kind, baseline=baseline) for kind in ("overall", "paired")}
-        boards |= {kind: leaderboard(st, kind) for kind in ("corruptions", "severities", "perturbations")}
+        boards = {kind: leaderboard(st, kind, baseline=baseline) for kind in REPORT_TABLES}
         cells = load_results(st)
     written = []
 

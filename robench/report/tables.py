@@ -256,10 +256,7 @@ def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: s
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
-        df = load_results(st)
-        if kind in ("overall", "paired"):
-            return render(df, st.suites(), baseline=baseline)
-        return render(df, st.suites())
+        return render(load_results(st), st.suites(), baseline=baseline)
     finally:
         if owned:
             st.close()
