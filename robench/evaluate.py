@@ -106,6 +106,8 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
         "items": [[i.kind, i.name, list(i.levels)] for i in suite.items],
         "test_corruptions": suite.test_corruptions(),
         "test_perturbations": suite.test_perturbations(),
+        "attacks": {i.name: {"eps": i.settings["eps_text"], "norm": i.settings["norm"],
+                             "settings": i.settings["attack"]} for i in suite.items if i.kind == "attack"},
         "baseline": None if base is None else {
             "name": base.name, "clean_error": base.clean_error, "errors": {k: list(v) for k, v in base.errors.items()},
         },
@@ -279,7 +281,7 @@ def _placed(
         net = m.module.to(device).eval()
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
-        nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp])
+        nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp]).eval()
     return nets
 
 

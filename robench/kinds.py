@@ -131,9 +131,35 @@ class PerturbationKind:
         return out
 
 
+class AttackKind:
+    """One attack at one eps (level k = the suite's k-th eps); counts robust images and their indices,
+    so the per-image worst case over attacks can be formed from the store."""
+
+    def inputs(self, item, level, suite):
+        return {"seed": suite.seed}
+
+    def evaluate(self, models, batch, item, level, suite):
+        from robench.attacks import ATTACKS, AttackStats
+
+        attack = ATTACKS.get(item.name)
+        eps = item.settings["eps"][level - 1]
+        out = []
+        for model in models:
+            stats = AttackStats()
+            with torch.enable_grad():
+                success = attack(model, batch.x, batch.y, eps=eps, seed=suite.seed, indices=batch.indices,
+                                 stats=stats, **item.settings["attack"])
+            robust = [i for i, s in zip(batch.indices, success.tolist()) if not s]
+            out.append({"n": len(batch.indices), "robust": len(robust), "robust_idx": robust,
+                        "clean_correct": stats.clean_correct, "forwards": stats.forwards,
+                        "backwards": stats.backwards})
+        return out
+
+
 CELL_KINDS.add("clean", CleanKind())
 CELL_KINDS.add("corruption", CorruptionKind())
 CELL_KINDS.add("perturbation", PerturbationKind())
+CELL_KINDS.add("attack", AttackKind())
 
 
 def add_counts(total: Counts | None, more: Counts) -> Counts:

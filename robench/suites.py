@@ -100,11 +100,12 @@ class Suite:
 # ---- parsing -------------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "protocol", "clean",
-             "corruptions", "perturbations", "baseline"}
+             "corruptions", "perturbations", "attacks", "baseline"}
 _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
 _CORRUPTION_KEYS = {"names", "severities"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
 _PERTURBATION_KEYS = {"names", "difficulties", "crop", "limit"}
+_ATTACK_KEYS = {"names", "norm", "eps", "limit", "settings"}
 
 CORRUPTION_GROUPS: Mapping[str, Any] = {
     "test": lambda: [n for n, c in CORRUPTIONS.items() if c.test],
@@ -185,6 +186,56 @@ def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
     return items
 
 
+def _parse_attacks(table: Mapping[str, Any], where: str) -> list[Item]:
+    """One item per attack; its levels index the eps list (level k = k-th eps, 1-based)."""
+    from robench.attacks import ATTACKS, Norm, parse_eps
+
+    _check_keys(table, _ATTACK_KEYS, f"{where} [attacks]")
+    try:
+        norm = Norm(table.get("norm", "linf"))
+    except ValueError:
+        raise InputError(f"{where}: attacks.norm must be one of {', '.join(n.value for n in Norm)}.") from None
+    eps_text = table.get("eps")
+    if not isinstance(eps_text, list) or not eps_text:
+        raise InputError(f"{where}: attacks.eps must be a non-empty list such as [\"2/255\", \"4/255\"].")
+    try:
+        eps = [parse_eps(e) for e in eps_text]
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from None
+    names = table.get("names")
+    if not isinstance(names, list) or not names:
+        raise InputError(f"{where}: attacks.names must be a non-empty list of attack names.")
+    all_settings = table.get("settings", {})
+    unknown = sorted(set(all_settings) - set(names))
+    if unknown:
+        raise InputError(f"{where}: [attacks.settings] names attacks not in attacks.names: {', '.join(unknown)}.")
+    limit = table.get("limit")
+    if limit is not None and _typed(limit, int, f"{where}: attacks.limit") < 1:
+        raise InputError(f"{where}: attacks.limit must be a positive integer.")
+    items = []
+    for name in names:
+        try:
+            attack = ATTACKS.get(name)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{where}: {e}") from None
+        overrides = dict(all_settings.get(name, {}))
+        try:
+            attack_norm = attack.norm_of(**overrides)
+        except InputError as e:
+            raise InputError(f"{where}: attacks.settings.{name}: {e}") from None
+        if attack_norm != norm:
+            raise InputError(
+                f"{where}: attack {name} runs in the {attack_norm.value} norm but the suite's norm is {norm.value}; "
+                f"set attacks.settings.{name}.norm or pick another attack."
+            )
+        settings: dict[str, Any] = {"norm": norm.value, "eps": eps, "eps_text": [str(e) for e in eps_text],
+                                    "attack": overrides}
+        if limit is not None:
+            settings["limit"] = limit
+        items.append(Item("attack", name, tuple(range(1, len(eps) + 1)), settings))
+    return items
+
+
 def _parse_baseline(table: Mapping[str, Any], where: str) -> Baseline:
     _check_keys(table, _BASELINE_KEYS, f"{where} [baseline]")
     errors = {}
@@ -230,8 +281,10 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
         items.extend(_parse_corruptions(data["corruptions"], where))
     if "perturbations" in data:
         items.extend(_parse_perturbations(data["perturbations"], where))
+    if "attacks" in data:
+        items.extend(_parse_attacks(data["attacks"], where))
     if not items:
-        raise InputError(f"{where}: nothing to evaluate; add a [clean], [corruptions] or [perturbations] table.")
+        raise InputError(f"{where}: nothing to evaluate; add [clean], [corruptions], [perturbations] or [attacks].")
     limit = data.get("limit")
     if limit is not None and (_typed(limit, int, f"{where}: limit") < 1):
         raise InputError(f"{where}: limit must be a positive integer.")

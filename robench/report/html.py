@@ -17,6 +17,7 @@ TITLES = {
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error, %)",
     "perturbations": "Per perturbation (FP %, T5D)",
+    "attacks": "Per attack (robust accuracy %)",
 }
 
 _CSS = """

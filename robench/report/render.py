@@ -10,7 +10,7 @@ from tabulate import tabulate
 from robench.report.tables import leaderboard, load_results
 from robench.store import Store
 
-REPORT_TABLES = ("overall", "paired", "corruptions", "severities", "perturbations")
+REPORT_TABLES = ("overall", "paired", "corruptions", "severities", "perturbations", "attacks")
 
 LEGEND = {
     "clean_err": "top-1 error (%) on the clean images",
@@ -24,6 +24,7 @@ LEGEND = {
     "mFR": "mean flip rate (%): FP divided by the baseline model's FP per perturbation, averaged",
     "mT5D": "mean top-5 distance (%): T5D divided by the baseline model's T5D per perturbation, averaged",
     "perturbations": "number of test perturbations averaged",
+    "warnings": "gradient-masking symptoms and clean-accuracy mismatches found in the attack cells",
 }
 
 
@@ -66,6 +67,7 @@ def write_reports(
     emit("corruptions.csv", boards["corruptions"].to_csv(index=False, float_format="%.4f"))
     emit("severities.csv", boards["severities"].to_csv(index=False, float_format="%.4f"))
     emit("perturbations.csv", boards["perturbations"].to_csv(index=False, float_format="%.4f"))
+    emit("attacks.csv", boards["attacks"].to_csv(index=False, float_format="%.4f"))
     figs = []
     if figures:
         from robench.report.figures import write_figures

@@ -8,6 +8,7 @@ Table kinds (overall, paired, corruptions, severities, cells) are registered in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,22 @@ def _open(store: str | Path | Store) -> tuple[Store, bool]:
     return (store, False) if isinstance(store, Store) else (Store(store, readonly=True), True)
 
 
-def load_results(store: str | Path | Store) -> pd.DataFrame:
-    """One row per stored cell: identity, raw counts and error rates in percent.
+def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.DataFrame:
+    """One row per stored cell: identity, raw counts and rates.
 
-    Columns: model, arch, pooling, suite, kind, item, level, n, top1_errors, top5_errors,
-    err, err5 (percent), plus any further counts a cell kind stores.
+    Columns: model, arch, pooling, suite, kind, item, level, n; then the counts of each
+    kind — top1_errors, top5_errors, err, err5 (percent) for clean/corruption cells;
+    videos, flips, t5d_sum, pairs, fp (percent), t5d for perturbation cells; robust,
+    clean_correct, forwards, backwards, eps, robust_acc (percent) for attack cells.
+
+    Args:
+        indices: Also return list-valued counts (``robust_idx``: the dataset indices that
+            survived an attack), which the worst-case robust accuracy needs.
     """
     st, owned = _open(store)
     try:
         models = st.models()
+        suites = st.suites()
         rows = []
         for rec in st.cells():
             k = rec.key
@@ -45,7 +53,11 @@ def load_results(store: str | Path | Store) -> pd.DataFrame:
                 "model": k.model, "arch": m.arch if m else "", "pooling": m.pooling if m else "",
                 "suite": k.suite, "kind": k.kind, "item": k.item, "level": k.level, "n": rec.n,
             }
-            row.update({c: v for c, v in rec.counts.items() if c != "n" and not isinstance(v, list)})
+            row.update({c: v for c, v in rec.counts.items() if c != "n" and (indices or not isinstance(v, list))})
+            if k.kind == "attack":
+                row["eps"] = suites.get(k.suite, {}).get("attacks", {}).get(k.item, {}).get("eps", [""] * k.level)[
+                    k.level - 1
+                ]
             rows.append(row)
     finally:
         if owned:
@@ -57,6 +69,8 @@ def load_results(store: str | Path | Store) -> pd.DataFrame:
     if "pairs" in df.columns:
         df["fp"] = 100.0 * df["flips"] / df["pairs"]
         df["t5d"] = df["t5d_sum"] / df["pairs"]
+    if "robust" in df.columns:
+        df["robust_acc"] = 100.0 * df["robust"] / df["n"]
     first = [c for c in RESULT_COLUMNS if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
@@ -141,8 +155,40 @@ def _perturbation_section(
     if ref is not None and "pairs" in ref.columns:
         base = perturbation_rates(ref, names).reindex(rates.index)
         if base.notna().all().all():
-            row["mFR"] = 100.0 * float((rates.fp / base.fp).mean())
-            row["mT5D"] = 100.0 * float((rates.t5d / base.t5d).mean())
+            # A baseline with zero flips leaves the ratio undefined: NaN, never inf or silently skipped.
+            ratios = (rates / base).replace([math.inf, -math.inf], math.nan)
+            row["mFR"] = 100.0 * float(ratios.fp.mean(skipna=False))
+            row["mT5D"] = 100.0 * float(ratios.t5d.mean(skipna=False))
+    return row
+
+
+@OVERALL_SECTIONS.register("attack")
+def _attack_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None) -> dict[str, Any]:
+    """Worst-case robust accuracy (%) per eps over the suite's attacks, and gradient-masking warnings."""
+    from robench.attacks import AttackResult, Norm, clean_accuracy_errors, masking_warnings, parse_eps
+
+    att = cells[cells.kind == "attack"]
+    if att.empty:
+        return {}
+    attacks = definition.get("attacks", {})
+    row: dict[str, Any] = {}
+    results = [
+        AttackResult.of(r.item, parse_eps(r.eps), r.robust_acc / 100, **attacks.get(r.item, {}).get("settings", {}))
+        for r in att.itertuples()
+    ]
+    if "robust_idx" in att.columns:
+        for eps_text, group in att.groupby("eps", sort=False):
+            survivors = set.intersection(*(set(v) for v in group.robust_idx))
+            worst = 100.0 * len(survivors) / int(group.n.iloc[0])
+            row[f"RA@{eps_text}"] = worst
+            norm = Norm(attacks.get(group.item.iloc[0], {}).get("norm", "linf"))
+            results.append(AttackResult("worst-case", parse_eps(eps_text), worst / 100, norm))
+    issues = masking_warnings(results, clean_accuracy=float((att.clean_correct / att.n).mean()), tolerance=0.005)
+    clean = cells[cells.kind == "clean"]
+    if len(clean) and int(clean.n.iloc[0]) == int(att.n.iloc[0]):
+        paths = {f"{r.item}@{r.eps}": r.clean_correct / r.n for r in att.itertuples()}
+        issues = clean_accuracy_errors(1 - float(clean.err.iloc[0]) / 100, paths, tolerance=1e-9) + issues
+    row["warnings"] = "; ".join(issues)
     return row
 
 
@@ -183,7 +229,7 @@ def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None 
     """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
     board = overall(df, suites, baseline=baseline)
     counts = ("model", "arch", "pooling", "suite", "n", "corruptions", "perturbations")
-    metrics = [c for c in board.columns if c not in counts]
+    metrics = [c for c in board.columns if c not in counts and c != "warnings"]
     rows = []
     for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
         by_pool = {p: g.sort_values("model").iloc[0] for p, g in group.groupby("pooling")}
@@ -205,6 +251,16 @@ def perturbations_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -
         return pd.DataFrame(columns=["model", "pooling", "suite", "perturbation", "difficulty", "FP", "T5D"])
     out = p[["model", "pooling", "suite", "item", "level", "fp", "t5d"]]
     return out.rename(columns={"item": "perturbation", "level": "difficulty", "fp": "FP", "t5d": "T5D"})
+
+
+def attacks_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
+    """Per model, attack and eps: robust accuracy (%) and forward/backward passes per image."""
+    a = df[df.kind == "attack"]
+    if a.empty or "robust" not in a.columns:
+        return pd.DataFrame(columns=["model", "pooling", "suite", "attack", "eps", "robust_acc"])
+    out = a[["model", "pooling", "suite", "item", "eps", "robust_acc"]].rename(columns={"item": "attack"})
+    out = out.assign(fwd_per_img=a.forwards / a.n, bwd_per_img=a.backwards / a.n)
+    return out.reset_index(drop=True)
 
 
 def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
@@ -240,6 +296,7 @@ LEADERBOARDS.add("overall", overall)
 LEADERBOARDS.add("paired", paired)
 LEADERBOARDS.add("corruptions", corruptions_table)
 LEADERBOARDS.add("perturbations", perturbations_table)
+LEADERBOARDS.add("attacks", attacks_table)
 LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
 
@@ -256,7 +313,7 @@ def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: s
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
-        return render(load_results(st), st.suites(), baseline=baseline)
+        return render(load_results(st, indices=kind in ("overall", "paired")), st.suites(), baseline=baseline)
     finally:
         if owned:
             st.close()
