@@ -1,0 +1,37 @@
+"""Perturbation budgets as written in suite files: ``"4/255"``, ``"0.5"``, ``0.25``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from robench.errors import InputError
+
+
+def parse_eps(value: str | float | int) -> float:
+    """A budget from a number or a string holding a number or a fraction.
+
+    Args:
+        value: ``8/255``-style fraction, decimal string (``"0.5"``, ``"1e-2"``) or number.
+
+    Returns:
+        The budget as a float ``>= 0``.
+
+    Raises:
+        InputError: not a number or fraction, zero denominator, negative, NaN or infinite.
+    """
+    hint = "expected a number >= 0 or a fraction such as '4/255'"
+    if isinstance(value, bool):
+        raise InputError(f"Bad eps {value!r}: {hint}.")
+    if isinstance(value, (int, float)):
+        eps = float(value)
+    elif isinstance(value, str):
+        try:
+            eps = float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"Bad eps {value!r}: {hint}.") from None
+    else:
+        raise InputError(f"Bad eps {value!r} of type {type(value).__name__}: {hint}.")
+    if not math.isfinite(eps) or eps < 0:
+        raise InputError(f"Bad eps {value!r}: {hint}.")
+    return eps
