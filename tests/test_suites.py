@@ -54,3 +54,45 @@ def test_malformed_toml_and_missing_file(tmp_path):
 def test_empty_suite_is_rejected():
     with pytest.raises(InputError, match="nothing to evaluate"):
         parse_suite({"name": "x"})
+
+
+def test_every_builtin_suite_parses():
+    from robench.suites import builtin_suites, list_suites
+
+    suites = list_suites()
+    assert {s.name for s in suites} == set(builtin_suites().names())
+    assert {"demo", "imagenet-c", "imagenet-p", "demo-linf", "imagenet-linf", "imagenet-l2"} <= {s.name for s in suites}
+
+
+def _attacks(**over):
+    table = {"eps": ["4/255"], "names": ["pgd-linf"]} | over
+    return parse_suite({"clean": {}, "attacks": table})
+
+
+def test_attack_items_carry_eps_levels_and_settings():
+    suite = _attacks(eps=["1/255", "0.5/255"], settings={"pgd-linf": {"steps": 7}})
+    item = suite.items[1]
+    assert item.kind == "attack" and item.levels == (1, 2)
+    assert item.settings["eps"] == pytest.approx([1 / 255, 0.5 / 255])
+    assert item.settings["attack"] == {"steps": 7}
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"eps": ["four/255"]}, "eps"),
+        ({"eps": []}, "non-empty list"),
+        ({"names": ["pgd-linf"], "norm": "l3"}, "attacks.norm must be one of linf, l2"),
+        ({"names": ["pgd-l2"]}, "runs in the l2 norm but the suite's norm is linf"),
+        ({"settings": {"pgd-linf": {"stepz": 3}}}, "stepz"),
+        ({"settings": {"fgsm": {}}}, "not in attacks.names"),
+    ],
+)
+def test_bad_attack_tables_are_rejected(over, message):
+    with pytest.raises(InputError, match=message):
+        _attacks(**over)
+
+
+def test_unknown_attack_name_gets_did_you_mean():
+    with pytest.raises(UnknownNameError, match="Did you mean: pgd-linf"):
+        _attacks(names=["pgd-lnf"])

@@ -27,7 +27,9 @@ def parse_eps(value: str | float | int) -> float:
         eps = float(value)
     elif isinstance(value, str):
         try:
-            eps = float(Fraction(value.replace(" ", "")))
+            # Fraction() alone rejects a decimal numerator ("0.5/255"); parse each side separately.
+            num, _, den = value.replace(" ", "").partition("/")
+            eps = float(Fraction(num) / Fraction(den or "1"))
         except (ValueError, ZeroDivisionError):
             raise InputError(f"Bad eps {value!r}: {hint}.") from None
     else:
