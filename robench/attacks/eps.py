@@ -29,6 +29,8 @@ def parse_eps(value: str | float | int) -> float:
         try:
             # Fraction() alone rejects a decimal numerator ("0.5/255"); parse each side separately.
             num, _, den = value.replace(" ", "").partition("/")
+            if "/" in den:
+                raise ValueError(value)
             eps = float(Fraction(num) / Fraction(den or "1"))
         except (ValueError, ZeroDivisionError):
             raise InputError(f"Bad eps {value!r}: {hint}.") from None
