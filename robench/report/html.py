@@ -14,6 +14,7 @@ from robench.report.render import LEGEND
 TITLES = {
     "overall": "Leaderboard",
     "paired": "GAP vs GCP (delta = GCP − GAP)",
+    "published": "Measured vs published (difference = measured − published)",
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error, %)",
     "perturbations": "Per perturbation (FP %, T5D)",

@@ -10,7 +10,7 @@ from tabulate import tabulate
 from robench.report.tables import leaderboard, load_results
 from robench.store import Store
 
-REPORT_TABLES = ("overall", "paired", "corruptions", "severities", "perturbations", "attacks")
+REPORT_TABLES = ("overall", "paired", "published", "corruptions", "severities", "perturbations", "attacks")
 
 LEGEND = {
     "clean_err": "top-1 error (%) on the clean images",
@@ -68,6 +68,8 @@ def write_reports(
     emit("severities.csv", boards["severities"].to_csv(index=False, float_format="%.4f"))
     emit("perturbations.csv", boards["perturbations"].to_csv(index=False, float_format="%.4f"))
     emit("attacks.csv", boards["attacks"].to_csv(index=False, float_format="%.4f"))
+    emit("published.md", to_markdown(boards["published"], title="Measured vs published (measured − published)"))
+    emit("published.csv", boards["published"].to_csv(index=False, float_format="%.4f"))
     figs = []
     if figures:
         from robench.report.figures import write_figures

@@ -54,6 +54,7 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
                 "suite": k.suite, "kind": k.kind, "item": k.item, "level": k.level, "n": rec.n,
             }
             row.update({c: v for c, v in rec.counts.items() if c != "n" and (indices or not isinstance(v, list))})
+            row["dataset"] = str(rec.provenance.get("dataset", "")).split(":")[0]
             if k.kind == "attack":
                 row["eps"] = suites.get(k.suite, {}).get("attacks", {}).get(k.item, {}).get("eps", [""] * k.level)[
                     k.level - 1
@@ -196,7 +197,7 @@ OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "clean_err", "clean
                    "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
 
 
-def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None) -> pd.DataFrame:
+def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
     """One row per (model, suite) with every section's aggregates.
 
     Args:
@@ -225,10 +226,10 @@ def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None
 METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower", "rel_mCE": "lower"}
 
 
-def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None) -> pd.DataFrame:
+def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
     """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
     board = overall(df, suites, baseline=baseline)
-    counts = ("model", "arch", "pooling", "suite", "n", "corruptions", "perturbations")
+    counts = ("model", "arch", "pooling", "suite", "n", "corruptions", "perturbations", "dataset")
     metrics = [c for c in board.columns if c not in counts and c != "warnings"]
     rows = []
     for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
@@ -291,12 +292,50 @@ def cells_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.Dat
     return df
 
 
+
+# Published card numbers (ImageNet-C/P, in %) and the leaderboard column each one is compared with.
+PUBLISHED_METRICS = {"mce": "mCE", "relative_mce": "rel_mCE", "mfr": "mFR", "mt5d": "mT5D"}
+
+
+def published_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None,
+    cards: Mapping[str, Mapping[str, Any]] | None = None, **_: Any,
+) -> pd.DataFrame:
+    """Measured values beside the numbers published on the model cards, with the difference.
+
+    Clean error is compared with the card's accuracy on the same evaluation set (matched by
+    dataset name, e.g. ``fashion-mnist-test-2k``; ``imagenet-val`` for ImageNet suites);
+    mCE / relative mCE / mFR / mT5D only on suites with ImageNet parameters.
+    """
+    board = overall(df, suites, baseline=baseline)
+    rows = []
+    for r in board.itertuples(index=False):
+        card = (cards or {}).get(r.model) or {}
+        param_set = suites.get(r.suite, {}).get("param_set", "")
+        datasets = df[(df.model == r.model) & (df.suite == r.suite)].dataset.unique()
+        accuracy = card.get("accuracy") or {}
+        keys = [d for d in datasets if d in accuracy] or (["imagenet-val"] if param_set == "imagenet" else [])
+        published: dict[str, float] = {}
+        if keys and keys[0] in accuracy:
+            published["clean_err"] = 100.0 - float(accuracy[keys[0]])
+        pub = card.get("published") or {}
+        if param_set == "imagenet":
+            published |= {col: float(pub[key]) for key, col in PUBLISHED_METRICS.items() if pub.get(key) is not None}
+        for metric, value in published.items():
+            measured = getattr(r, metric, math.nan) if metric in board.columns else math.nan
+            rows.append({"model": r.model, "suite": r.suite, "metric": metric, "measured": measured,
+                         "published": value, "difference": measured - value,
+                         "source": keys[0] if metric == "clean_err" else pub.get("reference", "")})
+    return pd.DataFrame(rows, columns=["model", "suite", "metric", "measured", "published", "difference", "source"])
+
+
 LEADERBOARDS: Registry[Callable[..., pd.DataFrame]] = Registry("leaderboard kind")
 LEADERBOARDS.add("overall", overall)
 LEADERBOARDS.add("paired", paired)
 LEADERBOARDS.add("corruptions", corruptions_table)
 LEADERBOARDS.add("perturbations", perturbations_table)
 LEADERBOARDS.add("attacks", attacks_table)
+LEADERBOARDS.add("published", published_table)
 LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
 
@@ -313,7 +352,9 @@ def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: s
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
-        return render(load_results(st, indices=kind in ("overall", "paired")), st.suites(), baseline=baseline)
+        cards = {name: rec.card for name, rec in st.models().items()}
+        df = load_results(st, indices=kind in ("overall", "paired", "published"))
+        return render(df, st.suites(), baseline=baseline, cards=cards)
     finally:
         if owned:
             st.close()
