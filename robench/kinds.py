@@ -95,7 +95,8 @@ class CorruptionKind:
     """A corruption at one severity, then the suite protocol (quantise, JPEG)."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key()}
+        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key(),
+                "limit": item.settings.get("limit")}
 
     def evaluate(self, models, batch, item, level, suite):
         rng = SampleRNG(batch.indices, seed=suite.seed, key=f"{suite.param_set}/{item.name}/{level}")
@@ -136,7 +137,7 @@ class AttackKind:
     so the per-image worst case over attacks can be formed from the store."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed}
+        return {"seed": suite.seed, "limit": item.settings.get("limit")}
 
     def evaluate(self, models, batch, item, level, suite):
         from robench.attacks import ATTACKS, AttackStats

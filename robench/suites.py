@@ -102,7 +102,7 @@ class Suite:
 _TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "protocol", "clean",
              "corruptions", "perturbations", "attacks", "baseline"}
 _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
-_CORRUPTION_KEYS = {"names", "severities"}
+_CORRUPTION_KEYS = {"names", "severities", "limit"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
 _PERTURBATION_KEYS = {"names", "difficulties", "crop", "limit"}
 _ATTACK_KEYS = {"names", "norm", "eps", "limit", "settings"}
@@ -143,14 +143,23 @@ def _parse_corruptions(table: Mapping[str, Any], where: str) -> list[Item]:
     for s in severities:
         if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
             raise InputError(f"{where}: severity {s!r} is out of range; use integers from 1 to 5.")
+    settings = {"limit": _item_limit(table, "corruptions", where)} if "limit" in table else {}
     items = []
     for n in names:
         try:
             CORRUPTIONS.get(n)
         except UnknownNameError as e:
             raise UnknownNameError(f"{where}: {e}") from None
-        items.append(Item("corruption", n, tuple(sorted(set(severities)))))
+        items.append(Item("corruption", n, tuple(sorted(set(severities))), settings))
     return items
+
+
+def _item_limit(table: Mapping[str, Any], section: str, where: str) -> int:
+    """A section's ``limit``: at most this many images (the first ones) for its items."""
+    limit = _typed(table["limit"], int, f"{where}: {section}.limit")
+    if limit < 1:
+        raise InputError(f"{where}: {section}.limit must be a positive integer.")
+    return limit
 
 
 def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
@@ -173,9 +182,7 @@ def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
     if "crop" in table:
         settings["crop"] = int(_typed(table["crop"], int, f"{where}: perturbations.crop"))
     if "limit" in table:
-        if _typed(table["limit"], int, f"{where}: perturbations.limit") < 1:
-            raise InputError(f"{where}: perturbations.limit must be a positive integer.")
-        settings["limit"] = table["limit"]
+        settings["limit"] = _item_limit(table, "perturbations", where)
     items = []
     for n in names:
         try:
@@ -209,9 +216,7 @@ def _parse_attacks(table: Mapping[str, Any], where: str) -> list[Item]:
     unknown = sorted(set(all_settings) - set(names))
     if unknown:
         raise InputError(f"{where}: [attacks.settings] names attacks not in attacks.names: {', '.join(unknown)}.")
-    limit = table.get("limit")
-    if limit is not None and _typed(limit, int, f"{where}: attacks.limit") < 1:
-        raise InputError(f"{where}: attacks.limit must be a positive integer.")
+    limit = _item_limit(table, "attacks", where) if "limit" in table else None
     items = []
     for name in names:
         try:

@@ -26,7 +26,7 @@ def test_imagenet_c_suite_carries_alexnet_baseline_and_jpeg_protocol():
 
 
 def test_unknown_keys_are_rejected_with_valid_keys_named():
-    with pytest.raises(InputError, match=r"unknown key\(s\) severites.*valid keys are names, severities"):
+    with pytest.raises(InputError, match=r"unknown key\(s\) severites.*valid keys are limit, names, severities"):
         parse_suite({"clean": {}, "corruptions": {"names": ["fog"], "severites": [1]}})
 
 

@@ -72,6 +72,6 @@ def load_demo_subset() -> tuple[np.ndarray, np.ndarray]:
 
 def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``N×28×28`` uint8 → ``N×3×32×32`` uint8 (bilinear resize, rounded, grey → RGB)."""
-    x = torch.as_tensor(np.asarray(images)).to(torch.float32)[:, None]
+    x = torch.tensor(np.asarray(images), dtype=torch.float32)[:, None]  # copies: IDX buffers are read-only
     x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=False)
     return x.round_().clamp_(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
