@@ -15,6 +15,8 @@ from robench.corruptions._base import (
     quantize_uint8,
     register_corruption,
 )
+from robench.corruptions._jpeg import jpeg_roundtrip
+from robench.corruptions._motion import motion_blur_image
 
 __all__ = [
     "CORRUPTIONS",
@@ -23,6 +25,8 @@ __all__ = [
     "Corruption",
     "Family",
     "corrupt",
+    "jpeg_roundtrip",
+    "motion_blur_image",
     "quantize_uint8",
     "register_corruption",
 ]

@@ -10,6 +10,7 @@ result, so the functions only implement the algorithm.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 
 class Family(str, enum.Enum):
+    """The four corruption families of ImageNet-C."""
+
     NOISE = "noise"
     BLUR = "blur"
     WEATHER = "weather"
@@ -112,3 +115,46 @@ def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
     one level to float round-off (``k/255·255 = k − ε``).
     """
     return torch.floor(x * 255.0 + 1e-4).clamp_(0, 255) / 255.0
+
+
+def round_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round-trip through 8 bits by rounding (PNG written by ImageMagick, PIL's uint8 paths)."""
+    return torch.round(x * 255.0).clamp_(0, 255) / 255.0
+
+
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R 601 luma weights (OpenCV ``RGB2GRAY``, PIL ``L``); they sum to 1."""
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Grey value ``0.299 R + 0.587 G + 0.114 B`` of N×3×H×W images, as N×1×H×W."""
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def colour(fn: CorruptionFn) -> CorruptionFn:
+    """Adapt an RGB-only corruption to 1-channel images.
+
+    A grey image is treated as the RGB image R = G = B, corrupted, and converted back
+    with :data:`LUMA`. For the corruptions that mix in a colour linearly (frost,
+    spatter, snow) this equals corrupting the grey image with the colour's luma.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(x: torch.Tensor, p: Any, rng: SampleRNG) -> torch.Tensor:
+        if x.shape[1] == 3:
+            return fn(x, p, rng)
+        return luma(fn(x.expand(-1, 3, -1, -1), p, rng))
+
+    return wrapper
+
+
+def per_sample_integers(rng: SampleRNG, highs: Sequence[int]) -> list[int]:
+    """One integer in ``[0, highs[i])`` from each sample's stream (NumPy ``randint`` bounds).
+
+    A bound of 0 or 1 yields 0 without consuming a draw.
+    """
+    out = []
+    for g, high in zip(rng.generators, highs, strict=True):
+        out.append(int(torch.randint(0, int(high), (), generator=g)) if high > 1 else 0)
+    return out

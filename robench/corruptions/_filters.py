@@ -6,6 +6,8 @@ including pads wider than the image (where torch's own ``reflect`` refuses).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -46,13 +48,48 @@ def pad2d(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
     return x.index_select(-1, index(w, pw, pw, x.device))
 
 
-def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect101") -> torch.Tensor:
-    """Correlate every channel of ``x`` (N×C×H×W) with one 2-D ``kernel`` (odd sides, centred)."""
+def _direct_filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     kh, kw = kernel.shape
     c = x.shape[1]
     xp = pad2d(x, kh // 2, kw // 2, mode)
     weight = kernel.to(x.device, x.dtype).expand(c, 1, kh, kw)
     return F.conv2d(xp, weight, groups=c)
+
+
+def _fft_filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Correlation by FFT of the border-padded image (exact up to float round-off)."""
+    kh, kw = kernel.shape
+    h, w = x.shape[-2:]
+    xp = pad2d(x, kh // 2, kw // 2, mode)
+    size = (-(-xp.shape[-2] // 8) * 8, -(-xp.shape[-1] // 8) * 8)  # FFT-friendly, ≥ padded size
+    spec = torch.fft.rfft2(xp, s=size)
+    kspec = torch.fft.rfft2(kernel.to(x.device, x.dtype), s=size)
+    return torch.fft.irfft2(spec * kspec.conj(), s=size)[..., :h, :w]
+
+
+def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect101") -> torch.Tensor:
+    """Correlate every channel of ``x`` (N×C×H×W) with one 2-D ``kernel`` (odd sides, centred).
+
+    Small kernels run as a direct convolution, larger ones through an FFT; both see the
+    same border-padded image, so they agree up to float round-off.
+    """
+    kh, kw = kernel.shape
+    if kh * kw <= 49:
+        return _direct_filter2d(x, kernel, mode)
+    return _fft_filter2d(x, kernel, mode)
+
+
+@functools.lru_cache(maxsize=128)
+def _filter_matrix(n: int, taps: tuple[float, ...], mode: str) -> torch.Tensor:
+    """``M`` with ``y = x @ M`` the 1-D correlation of a length-``n`` signal with ``taps``
+    under a border mode (the border folded into the matrix), float64."""
+    r = len(taps) // 2
+    out = torch.arange(n)
+    m = torch.zeros(n, n, dtype=torch.float64)
+    src = BORDER_INDEX[mode](n, r, r, None)  # index of padded position p
+    for t, k in enumerate(taps):
+        m.index_put_((src[out + t], out), torch.full((n,), float(k), dtype=torch.float64), accumulate=True)
+    return m
 
 
 def gaussian_kernel1d(sigma: float, radius: int, dtype=torch.float64) -> torch.Tensor:
@@ -63,5 +100,55 @@ def gaussian_kernel1d(sigma: float, radius: int, dtype=torch.float64) -> torch.T
 
 
 def separable_filter(x: torch.Tensor, k1d: torch.Tensor, mode: str) -> torch.Tensor:
-    """Apply the same odd-length 1-D kernel along H and W of an N×C×H×W tensor."""
-    return filter2d(filter2d(x, k1d[None, :], mode), k1d[:, None], mode)
+    """Apply the same odd-length 1-D kernel along H and W of an N×C×H×W tensor.
+
+    Short kernels run directly; kernels longer than the image use border-folded filter
+    matrices (cost independent of the kernel length); the rest one 2-D FFT.
+    """
+    k = k1d.to(torch.float64)
+    n = k.numel()
+    h, w = x.shape[-2:]
+    if n <= 7:
+        return _direct_filter2d(_direct_filter2d(x, k[None, :], mode), k[:, None], mode)
+    if n > max(h, w):
+        taps = tuple(k.tolist())
+        mw = _filter_matrix(w, taps, mode).to(x.device, x.dtype)
+        mh = _filter_matrix(h, taps, mode).to(x.device, x.dtype)
+        return mh.t() @ (x @ mw)
+    return _fft_filter2d(x, torch.outer(k, k), mode)
+
+
+def skimage_gaussian(
+    x: torch.Tensor, sigma: float, *, mode: str = "nearest", truncate: float = 4.0
+) -> torch.Tensor:
+    """scikit-image ``gaussian`` of each channel (SciPy ``gaussian_filter``: radius
+    ``int(truncate·σ + 0.5)``) in ``x``'s dtype; σ ≤ 0 returns a copy, as SciPy does."""
+    if sigma <= 1e-15:
+        return x.clone()
+    radius = int(truncate * float(sigma) + 0.5)
+    return separable_filter(x, gaussian_kernel1d(float(sigma), radius), mode)
+
+
+def resample_axis(x: torch.Tensor, dim: int, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A sparse linear resampling along ``dim``: ``out[..., o, ...] = Σ_k w[o,k]·x[..., idx[o,k], ...]``.
+
+    Args:
+        x: Any tensor.
+        dim: The axis to resample.
+        index: ``(out, K)`` long indices into ``x``'s axis.
+        weight: ``(out, K)`` weights.
+    """
+    dim = dim % x.dim()
+    used = (weight != 0).any(dim=0)
+    index, weight = index[:, used], weight[:, used]
+    index = index.to(x.device)
+    if index.shape[1] == 1 and bool((weight == 1).all()):
+        return x.index_select(dim, index[:, 0])
+    weight = weight.to(x.device, x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = index.shape[0]
+    out = None
+    for k in range(index.shape[1]):
+        term = x.index_select(dim, index[:, k]) * weight[:, k].view(shape)
+        out = term if out is None else out + term
+    return out

@@ -9,16 +9,43 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
 from robench._rng import SampleRNG
-from robench.corruptions._base import Family, register_corruption
-from robench.corruptions._filters import filter2d, gaussian_kernel1d, separable_filter
+from robench.corruptions._base import Family, quantize_uint8, register_corruption
+from robench.corruptions._filters import filter2d, separable_filter, skimage_gaussian
+from robench.corruptions._motion import motion_blur_image
+from robench.corruptions._zoom import clipped_zoom
 
 DEFOCUS_BLUR = {  # (disk radius, alias σ)
     "imagenet": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
     "tinyimagenet": ((0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)),
     "cifar": ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+}
+GLASS_BLUR = {  # (σ, max_delta, iterations)
+    "imagenet": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    "tinyimagenet": ((0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)),
+    "cifar": ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+}
+MOTION_BLUR = {  # ImageMagick (radius, sigma); angle ~ U(-45, 45)
+    "imagenet": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+    "tinyimagenet": ((10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)),
+    "cifar": ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
+}
+
+
+def _arange(stop: float, step: float) -> tuple[float, ...]:
+    """``np.arange(1, stop, step)`` exactly, float end effects included (1.11 is in
+    ``arange(1, 1.11, 0.01)``)."""
+    return tuple(np.arange(1, stop, step).tolist())
+
+
+ZOOM_BLUR = {  # zoom factors, 1.0 included
+    "imagenet": (_arange(1.11, 0.01), _arange(1.16, 0.01), _arange(1.21, 0.02), _arange(1.26, 0.02),
+                 _arange(1.31, 0.03)),
+    "tinyimagenet": tuple(_arange(e, 0.01) for e in (1.06, 1.11, 1.16, 1.21, 1.26)),
+    "cifar": tuple(_arange(e, 0.01) for e in (1.06, 1.11, 1.16, 1.21, 1.26)),
 }
 GAUSSIAN_BLUR = {  # σ
     "imagenet": (1, 2, 3, 4, 6),
@@ -61,17 +88,96 @@ def defocus_blur(x: torch.Tensor, p: tuple[float, float], rng: SampleRNG) -> tor
     return filter2d(x, disk_kernel(radius, alias), "reflect101")
 
 
-def skimage_gaussian(x: torch.Tensor, sigma: float, *, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
-    """scikit-image ``gaussian`` on each channel (SciPy ``gaussian_filter`` semantics)."""
-    radius = int(truncate * float(sigma) + 0.5)
-    k = gaussian_kernel1d(float(sigma), radius)
-    dtype = x.dtype
-    return separable_filter(x.to(torch.float64), k, mode).to(dtype)
-
-
 @register_corruption("gaussian_blur", family=Family.BLUR, params=GAUSSIAN_BLUR, test=False)
 def gaussian_blur(x: torch.Tensor, sigma: float, rng: SampleRNG) -> torch.Tensor:
     """Gaussian blur of σ pixels, borders replicated, truncated at 4σ."""
     if math.isclose(sigma, 0.0):
         return x.clone()
     return skimage_gaussian(x, sigma)
+
+
+def glass_shuffle(x: torch.Tensor, max_delta: int, offsets: torch.Tensor) -> torch.Tensor:
+    """Hendrycks' local pixel shuffle, exactly, for every image of a batch.
+
+    The original visits ``h = H−d … d+1`` (outer, descending) and ``w = W−d … d+1``
+    (inner, descending) and, for drawn ``(dx, dy) ∈ [−d, d)²``, copies
+    ``x[h+dy, w+dx]`` into ``x[h, w]`` (its tuple "swap" of NumPy views is a copy), one
+    pixel after the other, so a read may see an earlier write. Here every visited pixel
+    points to the pixel it copies; a pointer to an already visited pixel (larger
+    row-major index, inside the visited window) means "that pixel's new value", any
+    other pointer means "that pixel's old value". Resolving the chains by pointer
+    doubling gives the sequential result in ``O(log chain)`` batched gathers.
+
+    Args:
+        x: ``N×C×H×W`` images.
+        max_delta: ``d``.
+        offsets: ``(N, iterations, H−2d, W−2d, 2)`` long ``(dx, dy)`` in visiting order
+            (first row/column = bottom/right of the window).
+    """
+    n, c, h, w = x.shape
+    d = max_delta
+    nh, nw = h - 2 * d, w - 2 * d
+    if nh <= 0 or nw <= 0:
+        return x
+    dev = x.device
+    hw = h * w
+    hs = torch.arange(h - d, d, -1, device=dev)
+    ws = torch.arange(w - d, d, -1, device=dev)
+    q = (hs[:, None] * w + ws[None, :]).reshape(-1)
+    base = torch.arange(hw, 2 * hw, device=dev).expand(n, -1)  # "old value of myself"
+    offsets = offsets.to(dev)
+    for it in range(offsets.shape[1]):
+        dx, dy = offsets[:, it, ..., 0], offsets[:, it, ..., 1]
+        hp = hs[None, :, None] + dy
+        wp = ws[None, None, :] + dx
+        tgt = (hp * w + wp).reshape(n, -1)
+        inside = ((hp > d) & (hp <= h - d) & (wp > d) & (wp <= w - d)).reshape(n, -1)
+        follow = inside & (tgt > q[None, :])
+        # entries < hw point to a pixel's new value (chain goes on), ≥ hw to hw + old pixel
+        ptr = base.clone()
+        ptr[:, q] = torch.where(follow, tgt, tgt + hw)
+        open_ = ptr < hw
+        while bool(open_.any()):
+            ptr = torch.where(open_, ptr.gather(1, ptr.clamp(max=hw - 1)), ptr)
+            open_ = ptr < hw
+        src = (ptr - hw)[:, None, :].expand(n, c, hw)
+        x = x.reshape(n, c, hw).gather(2, src).reshape(n, c, h, w)
+    return x
+
+
+@register_corruption("glass_blur", family=Family.BLUR, params=GLASS_BLUR)
+def glass_blur(x: torch.Tensor, p: tuple[float, int, int], rng: SampleRNG) -> torch.Tensor:
+    """Gaussian blur, 8-bit truncation, local pixel shuffle (:func:`glass_shuffle`), blur.
+
+    The shuffle window is the image's own ``[d+1, H−d] × [d+1, W−d]``, which at the
+    parameter set's native size is the original's hard-coded 224/64/32 bound; σ and
+    ``d`` are in pixels at any size. Every pixel of the window draws ``(dx, dy)`` from
+    ``[−d, d)`` (the original's asymmetric ``randint``).
+    """
+    sigma, d, iterations = p
+    y = quantize_uint8(skimage_gaussian(x, sigma))
+    nh, nw = x.shape[2] - 2 * d, x.shape[3] - 2 * d
+    if nh > 0 and nw > 0:
+        offsets = rng.integers(-d, d, (iterations, nh, nw, 2))
+        y = glass_shuffle(y, d, offsets)
+    return skimage_gaussian(y, sigma)
+
+
+@register_corruption("motion_blur", family=Family.BLUR, params=MOTION_BLUR)
+def motion_blur(x: torch.Tensor, p: tuple[float, float], rng: SampleRNG) -> torch.Tensor:
+    """ImageMagick motion blur (:func:`~robench.corruptions._motion.motion_blur_image`)
+    at an angle drawn from U(−45°, 45°); radius and σ are in pixels at any size."""
+    radius, sigma = p
+    angle = rng.uniform((), low=-45.0, high=45.0, dtype=torch.float64)
+    return motion_blur_image(x, radius, sigma, angle)
+
+
+@register_corruption("zoom_blur", family=Family.BLUR, params=ZOOM_BLUR)
+def zoom_blur(x: torch.Tensor, factors: tuple[float, ...], rng: SampleRNG) -> torch.Tensor:
+    """Mean of the image and its :func:`~robench.corruptions._zoom.clipped_zoom` at every
+    factor (1.0 included, so the unzoomed image weighs twice). The factors are relative,
+    so the blur scales with the image."""
+    out = x.clone()
+    for z in factors:
+        out += clipped_zoom(x, z)
+    return out / (len(factors) + 1)

@@ -49,13 +49,13 @@ def shot_noise(x: torch.Tensor, photons: float, rng: SampleRNG) -> torch.Tensor:
 @register_corruption("impulse_noise", family=Family.NOISE, params=IMPULSE_NOISE)
 def impulse_noise(x: torch.Tensor, amount: float, rng: SampleRNG) -> torch.Tensor:
     """Salt and pepper as scikit-image ``random_noise(mode='s&p')``: each element is
-    replaced with probability ``amount``, by 1 or 0 with equal probability."""
-    flipped = rng.uniform(x.shape[1:], device=x.device) < amount
-    salted = rng.uniform(x.shape[1:], device=x.device) < 0.5
-    out = x.clone()
-    out[flipped & salted] = 1.0
-    out[flipped & ~salted] = 0.0
-    return out
+    replaced with probability ``amount``, by 1 or 0 with equal probability.
+
+    One uniform ``u`` per element decides both (``u < amount`` replaces, ``u < amount/2``
+    salts), which has the original's joint distribution at half the draws.
+    """
+    u = rng.uniform(x.shape[1:], device=x.device)
+    return torch.where(u < amount, (u < amount / 2).to(x.dtype), x)
 
 
 @register_corruption("speckle_noise", family=Family.NOISE, params=SPECKLE_NOISE, test=False)

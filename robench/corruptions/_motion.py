@@ -1,0 +1,78 @@
+"""ImageMagick's ``MotionBlurImage``, batched, with a per-sample angle.
+
+Semantics of ImageMagick 7 ``MagickCore/effect.c`` (as called by Wand's
+``MagickMotionBlurImage`` in Hendrycks' generator):
+
+* ``width = 2·ceil(radius) + 1`` taps (``GetOptimalKernelWidth1D`` for radius > 0);
+* a **one-sided** Gaussian ``k_i ∝ exp(−i²/2σ²)``, ``i = 0 … width−1``, normalised to 1
+  (the current pixel weighs most);
+* tap ``i`` reads the pixel at ``(x + ceil(i·cos θ − ½), y + ceil(i·sin θ − ½))``
+  (rows point down), θ the angle in degrees;
+* samples outside the image take the nearest edge pixel (the default "edge"
+  virtual-pixel method).
+
+Unlike imagecorruptions' stand-in, the sum never stops early when a shift exceeds the
+image size (ImageMagick keeps clamping). ImageMagick's own 16-bit quantum and the
+8-bit PNG round trip are left to the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def motion_kernel(radius: float, sigma: float) -> torch.Tensor:
+    """The normalised one-sided kernel of ``GetMotionBlurKernel`` (float64)."""
+    if radius <= 0 or sigma <= 0:
+        raise ValueError(f"motion blur needs radius > 0 and sigma > 0, got {radius}, {sigma}")
+    width = 2 * math.ceil(radius) + 1
+    i = torch.arange(width, dtype=torch.float64)
+    k = torch.exp(-(i**2) / (2.0 * sigma * sigma))
+    return k / k.sum()
+
+
+def motion_offsets(width: int, angle_deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column and row offsets ``(N, width)`` of every tap, computed as ImageMagick does."""
+    theta = angle_deg.detach().to("cpu", torch.float64) * (math.pi / 180.0)
+    px = width * torch.sin(theta)  # ImageMagick's point.x
+    py = width * torch.cos(theta)  # point.y
+    hyp = torch.hypot(px, py)[:, None]
+    i = torch.arange(width, dtype=torch.float64)[None, :]
+    off_x = torch.ceil(i * py[:, None] / hyp - 0.5).long()
+    off_y = torch.ceil(i * px[:, None] / hyp - 0.5).long()
+    return off_x, off_y
+
+
+def motion_blur_image(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
+    """Motion-blur every image of a batch along its own angle.
+
+    Args:
+        x: ``N×C×H×W`` float images (any range; the result is a convex combination).
+        radius: ImageMagick radius (``2·ceil(radius)+1`` taps).
+        sigma: ImageMagick sigma of the one-sided Gaussian.
+        angle_deg: ``(N,)`` angles in degrees (0 = smear towards +x, 90 = towards +y).
+
+    Returns:
+        The blurred batch, same shape, dtype and device as ``x``.
+    """
+    n, _, h, w = x.shape
+    kernel = motion_kernel(radius, sigma)
+    width = kernel.numel()
+    off_x, off_y = motion_offsets(width, angle_deg.reshape(n))
+    weights = kernel.tolist()
+    out = torch.empty_like(x)
+    for i in range(n):
+        ox, oy = off_x[i].tolist(), off_y[i].tolist()
+        # edge-pad just enough for this sample's offsets, then add shifted views
+        pl, pr = max(0, -min(ox)), max(0, max(ox))
+        pt, pb = max(0, -min(oy)), max(0, max(oy))
+        rows = torch.arange(-pt, h + pb, device=x.device).clamp(0, h - 1)
+        cols = torch.arange(-pl, w + pr, device=x.device).clamp(0, w - 1)
+        xp = x[i].index_select(1, rows).index_select(2, cols)
+        acc = torch.zeros_like(x[i])
+        for k, (dx, dy) in enumerate(zip(ox, oy)):
+            acc.add_(xp[:, pt + dy : pt + dy + h, pl + dx : pl + dx + w], alpha=weights[k])
+        out[i] = acc
+    return out
