@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from robench._progress import set_quiet
-from robench.errors import RobenchError
+from robench.errors import DriftError, RobenchError
 
 log = logging.getLogger("robench")
 
@@ -75,6 +75,36 @@ def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | No
     if out is not None:
         for p in write_reports(store, out, baseline=baseline):
             click.echo(f"wrote {p}", err=True)
+
+
+@cli.command("nightly")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/nightly"), show_default=True)
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="Published leaderboard to compare with (default: OUT/reference.csv).")
+@click.option("--tolerance", type=float, default=0.5, show_default=True, help="Allowed drift, percentage points.")
+@click.option("--ckpt", "models", multiple=True, help="Demo-scale models (default: demo-gap, demo-gcp).")
+@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
+              help="ImageNet val ImageFolder: also run nightly-imagenet on --imagenet-ckpt models.")
+@click.option("--imagenet-ckpt", "imagenet_models", multiple=True, help="Zoo models for the ImageNet subset.")
+@click.option("--update-reference", is_flag=True, help="Publish tonight's leaderboard as the new reference.")
+@click.option("--device", default="cpu", show_default=True)
+def nightly_cmd(out, reference, tolerance, models, imagenet, imagenet_models, update_reference, device) -> None:
+    """Regression subset on every available model; exit 1 when a metric drifts from the reference."""
+    from robench.evaluate import DEMO_MODELS
+    from robench.nightly import NightlyConfig, run_nightly
+    from robench.report import to_markdown
+
+    result = run_nightly(NightlyConfig(
+        out=out, reference=reference, tolerance=tolerance, models=tuple(models) or DEMO_MODELS,
+        imagenet=imagenet, imagenet_models=tuple(imagenet_models), update_reference=update_reference, device=device,
+    ))
+    click.echo(to_markdown(result.board, title="robench nightly"))
+    if result.skipped:
+        click.echo(f"skipped (weights not available): {', '.join(result.skipped)}", err=True)
+    if result.drifts:
+        click.echo("\n".join(result.drifts), err=True)
+        raise DriftError(f"{len(result.drifts)} metric(s) drifted beyond {tolerance} points; see above.")
+    click.echo("nightly: no drift", err=True)
 
 
 def _list_models() -> list[str]:
@@ -145,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
+    except DriftError as e:
+        click.echo(f"robench: {e}", err=True)
+        return 1
     except RobenchError as e:
         click.echo(f"robench: error: {e}", err=True)
         return 2

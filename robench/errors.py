@@ -28,3 +28,7 @@ class CheckpointError(InputError):
 
 class StoreLockedError(RobenchError, RuntimeError):
     """Another process is writing to the same result store."""
+
+
+class DriftError(RobenchError):
+    """A nightly metric moved beyond its tolerance from the published reference (exit code 1)."""
