@@ -53,7 +53,7 @@ def corruption_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> 
         ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
         ax.set_ylabel("corruption error CE (%)" if value == "CE" else "top-1 error, mean over severities (%)")
         ax.set_title(f"{suite}: error per corruption")
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -102,7 +102,7 @@ def flip_probability_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
     ax.set_ylabel("flip probability (%)")
     ax.set_title("Flip probability per perturbation (difficulty 1)")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 

@@ -30,6 +30,7 @@ td:first-child,th:first-child{text-align:left}
 th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 .legend{font-size:12px;color:#555}
+.scroll{overflow-x:auto}
 """
 
 # Click a header to sort by that column (numbers numerically, text alphabetically); click again to reverse.
@@ -60,7 +61,8 @@ def _cell(value: object) -> str:
 def table_html(board: pd.DataFrame, table_id: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in board.columns)
     rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in board.itertuples(index=False))
-    return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    table = f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<div class='scroll'>{table}</div>"
 
 
 def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench") -> str:
