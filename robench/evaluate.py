@@ -192,23 +192,23 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     if cfg.seed is not None:
         suite = _with_seed(suite, cfg.seed)
     device, ctx = _device(cfg.device)
-    ds = open_dataset(suite.dataset, cfg.data, suite.protocol)
-    limit = cfg.limit if cfg.limit is not None else suite.limit
-    if limit is not None and limit < 1:
-        raise InputError(f"--limit must be a positive integer, got {limit}.")
-    n = len(ds) if limit is None else min(limit, len(ds))
-    indices = list(range(n))
-    fingerprint = ds.fingerprint
-    if models is None:
-        models = load_models(cfg)
-    nets = _placed(models, device, cfg.amp, len(ds.classes))
-
     store_path = Path(cfg.out) / STORE_NAME
     summary = EvalSummary(store=store_path)
     with contextlib.ExitStack() as stack:
+        if ctx.is_main:  # take the writer lock first: a second run fails before any work
+            stack.enter_context(exclusive(store_path))
+        ds = open_dataset(suite.dataset, cfg.data, suite.protocol)
+        limit = cfg.limit if cfg.limit is not None else suite.limit
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit must be a positive integer, got {limit}.")
+        n = len(ds) if limit is None else min(limit, len(ds))
+        indices = list(range(n))
+        fingerprint = ds.fingerprint
+        if models is None:
+            models = load_models(cfg)
+        nets = _placed(models, device, cfg.amp, len(ds.classes))
         store = None
         if ctx.is_main:
-            stack.enter_context(exclusive(store_path))
             store = stack.enter_context(Store(store_path))
             store.put_suite(suite.name, suite_definition(suite))
             for m in models:
@@ -231,14 +231,10 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
         with progress(total=n_batches, desc=f"eval {suite.name}", unit="batch", disable=not ctx.is_main) as bar:
             for item_id, level, model_ids in plan_ids:
                 item, pending = suite.items[item_id], [models[i] for i in model_ids]
-                kind, my_indices, item_n = CELL_KINDS.get(item.kind), shards[item_id], item_size(item, n)
-                totals: list[Counts | None] = [None] * len(pending)
+                item_n = item_size(item, n)
                 bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
-                for x, y, chunk in _batches(ds, my_indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
-                    batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
-                    counts = kind.evaluate([nets[m.name] for m in pending], batch, item, level, suite)
-                    totals = [add_counts(t, c) for t, c in zip(totals, counts)]
-                    bar.update(1)
+                totals = _run_cell(ds, shards[item_id], [nets[m.name] for m in pending], item, level, suite,
+                                   cfg, device, bar)
                 totals = ctx.reduce(totals, lambda a, b: [add_counts(x, y) if y else x for x, y in zip(a, b)])
                 if store is not None:
                     store.put_cells(
@@ -252,6 +248,21 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 summary.computed += len(pending)
         ctx.barrier()
     return summary
+
+
+def _run_cell(
+    ds: Dataset, indices: list[int], nets: list[nn.Module], item: Item, level: int, suite: Suite,
+    cfg: EvalConfig, device: torch.device, bar: Any,
+) -> list[Counts | None]:
+    """This process's summed counts of one (item, level) for each model (``None`` for an empty shard)."""
+    kind = CELL_KINDS.get(item.kind)
+    totals: list[Counts | None] = [None] * len(nets)
+    for x, y, chunk in _batches(ds, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
+        batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
+        counts = kind.evaluate(nets, batch, item, level, suite)
+        totals = [add_counts(t, c) for t, c in zip(totals, counts)]
+        bar.update(1)
+    return totals
 
 
 def _device(name: str) -> tuple[torch.device, DistContext]:
