@@ -168,8 +168,10 @@ def test_gcp_release_of_mobile_models(tmp_path: Path, arch: str) -> None:
     _roundtrip(tmp_path, "gcp-optimization", arch, "gcp", 10, infer=True)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize(
+    "writer",
+    [w if w in ("gcp-optimization", "fmc-training") else pytest.param(w, marks=pytest.mark.slow) for w in WRITERS],
+)
 def test_official_formats_roundtrip_resnet50_gcp_1000(tmp_path: Path, writer: str) -> None:
     _roundtrip(tmp_path, writer, "resnet50", "gcp", 1000, infer=writer == "gcp-optimization")
 

@@ -17,8 +17,8 @@ released code computes it (REFERENCE.md §5.1), per sample of a batch:
 The backward pass is plain autograd. A hand-written backward through the iterations
 (the paper's approach, exploiting that ``Y`` and ``Z`` are symmetric and commute) was
 measured against it with ``benchmarks/bench_gcp.py`` (batch 32, C = 256, 14×14, float32,
-2 CPU threads): 1.1–1.8 s vs 0.62–1.1 s for autograd, i.e. 1.6–1.9× slower, with equal
-gradients (5e-7 relative). It needs 9 matrix products per iteration where reverse mode
+2 shared CPU threads, three runs): 1.05–1.82 s against 0.64–1.13 s for autograd, i.e.
+1.6–1.9× slower, with equal gradients (5e-7 relative). It needs 9 matrix products per iteration where reverse mode
 through the forward graph needs 6, so the simpler form is kept.
 """
 
