@@ -9,6 +9,12 @@ from robench.errors import InputError
 from robench.evaluate import EvalConfig, run_eval
 from robench.report import leaderboard, load_results, write_reports
 from robench.store import Store
+from robench.suites import load_suite
+
+
+def _levels(kinds: tuple[str, ...] = ("clean", "corruption", "perturbation")) -> int:
+    """Cells per model of the demo suite, counting only the given kinds."""
+    return sum(len(i.levels) for i in load_suite("demo").items if i.kind in kinds)
 
 
 def _run(tmp_path, models, name="out", **kw):
@@ -27,7 +33,7 @@ def test_results_do_not_depend_on_batch_size(tmp_path, fake_models):
 
 def test_rerun_reuses_cells_and_fresh_recomputes(tmp_path, fake_models):
     first, _ = _run(tmp_path, fake_models)
-    n_cells = 2 * (1 + 6 * 5)
+    n_cells = 2 * _levels()
     assert first.computed == n_cells and first.reused == 0
     again, _ = _run(tmp_path, fake_models)
     assert again.computed == 0 and again.reused == n_cells
@@ -38,10 +44,11 @@ def test_rerun_reuses_cells_and_fresh_recomputes(tmp_path, fake_models):
 def test_changed_seed_or_limit_makes_cells_stale(tmp_path, fake_models):
     _run(tmp_path, fake_models)
     other_seed, _ = _run(tmp_path, fake_models, seed=5)
-    assert other_seed.stale == 2 * 6 * 5  # clean cells do not depend on the seed
-    assert other_seed.computed == 2 * 6 * 5
+    random_cells = 2 * _levels(("corruption", "perturbation"))  # clean cells do not depend on the seed
+    assert other_seed.stale == random_cells
+    assert other_seed.computed == random_cells
     other_limit, _ = _run(tmp_path, fake_models, seed=5, limit=41)
-    assert other_limit.computed == 2 * (1 + 6 * 5)
+    assert other_limit.computed == 2 * _levels()
 
 
 def test_leaderboard_equals_recomputation_from_results_csv(tmp_path, fake_models):
@@ -63,7 +70,7 @@ def test_leaderboard_rerenders_from_store_alone(tmp_path, fake_models):
     assert list(board.model) == ["tiny-gap", "tiny-gcp"]
     assert set(board.pooling) == {"gap", "gcp"}
     tidy = load_results(summary.store)
-    assert len(tidy) == 2 * 31 and {"model", "suite", "item", "level", "n", "err"} <= set(tidy.columns)
+    assert len(tidy) == 2 * _levels() and {"model", "suite", "item", "level", "n", "err"} <= set(tidy.columns)
 
 
 class NaNNet(nn.Module):
