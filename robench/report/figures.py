@@ -107,6 +107,38 @@ def flip_probability_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame
     return fig
 
 
+@FIGURES.register("robust_accuracy")
+def robust_accuracy_curves(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Robust accuracy vs eps: the per-image worst case (solid) and each attack (thin), per model."""
+    table = boards.get("attacks")
+    overall = boards.get("overall")
+    if table is None or table.empty:
+        return None
+    from robench.attacks import parse_eps
+
+    models = sorted(table.model.unique())
+    colours = _colours(models)
+    # Linf budgets read best in 1/255 steps; L2 budgets are shown as they are.
+    scale = 255.0 if table.eps.map(parse_eps).max() < 0.1 else 1.0
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for m in models:
+        mine = table[table.model == m].assign(eps_value=lambda t: t.eps.map(parse_eps))
+        for _, attack in mine.groupby("attack"):
+            attack = attack.sort_values("eps_value")
+            ax.plot(attack.eps_value * scale, attack.robust_acc, color=colours[m], lw=0.8, alpha=0.45)
+        if overall is not None and not overall.empty:
+            row = overall[overall.model == m].iloc[0]
+            worst = sorted((parse_eps(c[3:]), row[c]) for c in overall.columns if c.startswith("RA@"))
+            ax.plot([e * scale for e, _ in worst], [v for _, v in worst], marker="o", color=colours[m],
+                    label=f"{_label(table, m)} worst case")
+    ax.set_xlabel("eps (× 1/255)" if scale == 255.0 else "eps")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_title("Robust accuracy vs eps (thin lines: single attacks)")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def write_figures(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame], folder: Path) -> list[tuple[Path, Path]]:
     """Render every registered figure that has data; returns (png, svg) paths."""
     folder.mkdir(parents=True, exist_ok=True)
