@@ -77,6 +77,32 @@ def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | No
             click.echo(f"wrote {p}", err=True)
 
 
+@cli.command("corrupt")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="ImageFolder root: DIR/<class>/<images>.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output root: OUT/<corruption>/<severity>/<class>/<file>.")
+@click.option("--corruption", "corruptions", multiple=True, help="Corruption(s) to write (default: the 15 test ones).")
+@click.option("--severity", "severities", type=int, multiple=True, help="Severity (repeatable; default 1..5).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-jpeg", is_flag=True, help="Write lossless PNG instead of the official JPEG q85.")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader processes decoding images.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--param-set", type=click.Choice(["imagenet", "tinyimagenet", "cifar"]), default="imagenet",
+              show_default=True)
+@click.option("--resize", type=int, default=256, show_default=True, help="Short side before cropping (0: none).")
+@click.option("--crop", type=int, default=224, show_default=True, help="Centre crop (0: none).")
+def corrupt_cmd(data, out, corruptions, severities, seed, no_jpeg, workers, batch_size, param_set, resize, crop):
+    """Write a corrupted copy of an image folder in the ImageNet-C layout (resumable)."""
+    from robench.materialize import CorruptConfig, materialize
+
+    counts = materialize(CorruptConfig(
+        data=data, out=out, corruptions=tuple(corruptions), severities=tuple(severities) or (1, 2, 3, 4, 5),
+        seed=seed, jpeg=not no_jpeg, workers=workers, batch_size=batch_size, param_set=param_set,
+        resize=resize, crop=crop,
+    ))
+    click.echo(f"{counts['written']} images written, {counts['skipped']} already present, in {out}", err=True)
+
+
 @cli.command("nightly")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/nightly"), show_default=True)
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
