@@ -254,11 +254,17 @@ def _run_cell(
     ds: Dataset, indices: list[int], nets: list[nn.Module], item: Item, level: int, suite: Suite,
     cfg: EvalConfig, device: torch.device, bar: Any,
 ) -> list[Counts | None]:
-    """This process's summed counts of one (item, level) for each model (``None`` for an empty shard)."""
+    """This process's summed counts of one (item, level) for each model (``None`` for an empty shard).
+
+    A released dataset (a source with ``cell_view``) supplies each cell's already-transformed images.
+    """
     kind = CELL_KINDS.get(item.kind)
+    view = getattr(ds, "cell_view", None)
+    source = ds if view is None else view(item, level)
     totals: list[Counts | None] = [None] * len(nets)
-    for x, y, chunk in _batches(ds, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
-        batch = Batch(x.to(device, non_blocking=True).float().div_(255.0), y.to(device), chunk)
+    for x, y, chunk in _batches(source, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
+        x = x.to(device, non_blocking=True).float().div_(255.0)
+        batch = Batch(x, y.to(device), chunk, released=view is not None)
         counts = kind.evaluate(nets, batch, item, level, suite)
         totals = [add_counts(t, c) for t, c in zip(totals, counts)]
         bar.update(1)

@@ -26,11 +26,16 @@ Counts = dict[str, Any]
 
 @dataclass(frozen=True)
 class Batch:
-    """Clean images (float ``[0, 1]``, on the evaluation device), labels and dataset indices."""
+    """Images (float ``[0, 1]``, on the evaluation device), labels and dataset indices.
+
+    ``released`` marks images read from a released dataset, already transformed (corrupted and
+    JPEG-stored images, or perturbation videos ``N×T×C×H×W``), which the kind then evaluates as they are.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
     indices: list[int]
+    released: bool = False
 
 
 class CellKind(Protocol):
@@ -99,6 +104,8 @@ class CorruptionKind:
                 "limit": item.settings.get("limit")}
 
     def evaluate(self, models, batch, item, level, suite):
+        if batch.released:
+            return classify(models, batch.x, batch, f"released {item.name} severity {level}")
         rng = SampleRNG(batch.indices, seed=suite.seed, key=f"{suite.param_set}/{item.name}/{level}")
         x = CORRUPTIONS.get(item.name)(batch.x, level, rng=rng, param_set=suite.param_set)
         return classify(models, apply_protocol(x, suite), batch, f"{item.name} severity {level}")
@@ -116,10 +123,13 @@ class PerturbationKind:
         from robench.perturbations import PERTURBATIONS, perturbation_rng
 
         pert = PERTURBATIONS.get(item.name)
-        rng = perturbation_rng(batch.indices, name=item.name, difficulty=level, seed=suite.seed,
-                               param_set=suite.param_set)
-        crop = item.settings.get("crop") or None
-        frames = pert.frames(batch.x, difficulty=level, rng=rng, param_set=suite.param_set, crop=crop)
+        if batch.released:
+            frames = iter(batch.x.unbind(dim=1))
+        else:
+            rng = perturbation_rng(batch.indices, name=item.name, difficulty=level, seed=suite.seed,
+                                   param_set=suite.param_set)
+            crop = item.settings.get("crop") or None
+            frames = pert.frames(batch.x, difficulty=level, rng=rng, param_set=suite.param_set, crop=crop)
         ranked: list[list[torch.Tensor]] = [[] for _ in models]
         for t, frame in enumerate(frames):
             for k, model in enumerate(models):

@@ -44,8 +44,11 @@ class CorruptConfig:
 
 
 def _target(out: Path, corruption: str, severity: int, rel: Path, jpeg: bool) -> Path:
+    """Output path: the source's relative path, with a suffix that says what the file holds."""
     path = out / corruption / str(severity) / rel
-    return path if jpeg else path.with_suffix(".png")
+    if not jpeg:
+        return path.with_suffix(".png")
+    return path if path.suffix.lower() in (".jpeg", ".jpg") else path.with_suffix(".JPEG")
 
 
 def _save(img: np.ndarray, path: Path, jpeg: bool) -> None:

@@ -124,10 +124,35 @@ def _imagefolder(data: Path | None, protocol: Protocol) -> Dataset:
     return ImageFolderSource(data, protocol)
 
 
+def _released(make: Callable[[Path], Dataset]) -> Callable[[Path | None, Protocol], Dataset]:
+    def open_released(data: Path | None, protocol: Protocol) -> Dataset:
+        if data is None:
+            raise InputError("This suite reads a released dataset; pass --data ROOT (the download's folder).")
+        return make(data)
+
+    return open_released
+
+
+def _released_c(root: Path) -> Dataset:
+    from robench.data.released import imagenet_c
+
+    return imagenet_c(root)
+
+
+def _released_p(root: Path) -> Dataset:
+    from robench.data.released import imagenet_p
+
+    return imagenet_p(root)
+
+
 DATASETS.add("fashion-mnist-demo", SourceSpec(
     _fashion_mnist, "Fashion-MNIST test images at 32 px (shipped 2k subset; --data DIR: full IDX test split)"))
 DATASETS.add("imagefolder", SourceSpec(
     _imagefolder, "DIR/<class>/<image> folders, resized/cropped per the suite protocol"))
+DATASETS.add("imagenet-c-released", SourceSpec(
+    _released(_released_c), "released ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/<file>.JPEG"))
+DATASETS.add("imagenet-p-released", SourceSpec(
+    _released(_released_p), "released ImageNet-P: ROOT/<perturbation>[_2|_3]/<wnid>/<name>.mp4"))
 
 
 def open_dataset(name: str, data: Path | str | None, protocol: Protocol) -> Dataset:
