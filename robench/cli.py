@@ -43,8 +43,10 @@ def cli(quiet: bool) -> None:
               help="Mixed precision for the forward pass (recorded in provenance; GCP square root stays fp32).")
 @click.option("--baseline", default=None, metavar="MODEL",
               help="Stored model whose FP/T5D normalise mFR/mT5D (e.g. torchvision AlexNet run on the same suite).")
+@click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="An unreadable image stops the run, or is skipped and counted (column `skipped`).")
 def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh, amp,
-             baseline) -> None:
+             baseline, on_bad_image) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
     from robench.report import leaderboard, to_markdown, write_reports
@@ -52,6 +54,7 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, de
     cfg = EvalConfig(
         ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit,
         out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
+        on_bad_image=on_bad_image,
     )
     summary = run_eval(cfg)
     written = write_reports(summary.store, out, baseline=baseline)
@@ -205,12 +208,19 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"robench: {e}", err=True)
         return 1
     except RobenchError as e:
-        click.echo(f"robench: error: {e}", err=True)
+        click.echo(f"robench: error: {_one_line(str(e))}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("robench: interrupted; finished cells are kept in the store.", err=True)
         return 130
     return 0
+
+
+def _one_line(message: str) -> str:
+    """An error raised in a DataLoader worker arrives with the worker's traceback; keep its last line."""
+    if "Original Traceback" in message:
+        return message.strip().splitlines()[-1].split(": ", 1)[-1]
+    return message
 
 
 def run() -> None:

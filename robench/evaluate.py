@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -76,6 +77,7 @@ class EvalConfig:
     seed: int | None = None
     fresh: bool = False
     amp: str | None = None
+    on_bad_image: str = "error"
 
 
 @dataclass
@@ -115,7 +117,8 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
 
 
 def cell_config(
-    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, amp: str | None = None
+    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, amp: str | None = None,
+    on_bad: str = "error",
 ) -> str:
     """Hash of everything that determines a cell's counts; a stored cell is reused only on a match."""
     parts = {
@@ -129,26 +132,47 @@ def cell_config(
         "settings": dict(item.settings),
         "inputs": CELL_KINDS.get(item.kind).inputs(item, level, suite),
         "amp": amp,
+        "on_bad_image": on_bad,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _keep_list(samples: list) -> list:
+    """DataLoader collate that keeps the samples: images may differ in size, or be skipped (None)."""
+    return samples
+
+
 def _batches(
     ds: Dataset, indices: list[int], batch_size: int, workers: int, pin_memory: bool = False
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int], int]]:
+    """``(uint8 images, labels, dataset indices, skipped)`` in index order.
+
+    Images of different sizes (e.g. ImageNet-P's uncropped 256-px images) are yielded as separate
+    same-size groups; unreadable images skipped under ``--on-bad-image skip`` arrive as ``None`` and
+    are only counted.
+    """
     if isinstance(ds, TensorSource):
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             x, y = ds.batch(chunk)
-            yield x, y, chunk
+            yield x, y, chunk, 0
         return
     loader = DataLoader(Subset(ds, indices), batch_size=batch_size, num_workers=workers, shuffle=False,
-                        pin_memory=pin_memory)
+                        collate_fn=_keep_list)
     start = 0
-    for x, y in loader:
-        chunk = indices[start : start + len(y)]
-        start += len(y)
-        yield x, y, chunk
+    for samples in loader:
+        chunk = indices[start : start + len(samples)]
+        start += len(samples)
+        kept = [(img, label, i) for (img, label), i in zip(samples, chunk) if img is not None]
+        skipped = len(samples) - len(kept)
+        if not kept:
+            yield torch.empty(0), torch.empty(0, dtype=torch.int64), [], skipped
+        for _, group in itertools.groupby(kept, key=lambda s: tuple(s[0].shape)):
+            group = list(group)
+            x = torch.stack([g[0] for g in group])
+            yield (x.pin_memory() if pin_memory else x), torch.tensor([g[1] for g in group]), [g[2] for g in group], \
+                skipped
+            skipped = 0
 
 
 def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: str, world: int) -> dict[str, Any]:
@@ -197,7 +221,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     with contextlib.ExitStack() as stack:
         if ctx.is_main:  # take the writer lock first: a second run fails before any work
             stack.enter_context(exclusive(store_path))
-        ds = open_dataset(suite.dataset, cfg.data, suite.protocol)
+        ds = open_dataset(suite.dataset, cfg.data, suite.protocol, on_bad=cfg.on_bad_image)
         limit = cfg.limit if cfg.limit is not None else suite.limit
         if limit is not None and limit < 1:
             raise InputError(f"--limit must be a positive integer, got {limit}.")
@@ -215,7 +239,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
                 if cfg.fresh:
                     store.delete_model_suite(m.name, suite.name)
-            plan = _plan(store, models, suite, fingerprint, n, summary, cfg.amp)
+            plan = _plan(store, models, suite, fingerprint, n, summary, cfg)
             log.info(
                 "%s: %d cells finished earlier and reused, %d to compute%s%s",
                 suite.name, summary.reused, sum(len(p[2]) for p in plan),
@@ -227,8 +251,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
             [(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan] if ctx.is_main else None
         )
         shards = {i: ctx.shard(indices[: item_size(suite.items[i], n)]) for i, _, _ in plan_ids}
-        n_batches = sum(-(-len(shards[i]) // cfg.batch_size) for i, _, _ in plan_ids)
-        with progress(total=n_batches, desc=f"eval {suite.name}", unit="batch", disable=not ctx.is_main) as bar:
+        n_images = sum(len(shards[i]) for i, _, _ in plan_ids)
+        with progress(total=n_images, desc=f"eval {suite.name}", unit="img", disable=not ctx.is_main) as bar:
             for item_id, level, model_ids in plan_ids:
                 item, pending = suite.items[item_id], [models[i] for i in model_ids]
                 item_n = item_size(item, n)
@@ -236,12 +260,14 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 totals = _run_cell(ds, shards[item_id], [nets[m.name] for m in pending], item, level, suite,
                                    cfg, device, bar)
                 totals = ctx.reduce(totals, lambda a, b: [add_counts(x, y) if y else x for x, y in zip(a, b)])
+                if any(t is None for t in totals):
+                    raise InputError(f"No readable images for {item.name} {level}; check --data.")
                 if store is not None:
                     store.put_cells(
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
-                            cell_config(m, suite, item, level, fingerprint, item_n, cfg.amp),
-                            item_n, t, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            cell_config(m, suite, item, level, fingerprint, item_n, cfg.amp, cfg.on_bad_image),
+                            item_n - t["skipped"], t, _provenance(cfg, m, suite, fingerprint, ctx.world),
                         )
                         for m, t in zip(pending, totals)
                     )
@@ -262,13 +288,17 @@ def _run_cell(
     view = getattr(ds, "cell_view", None)
     source = ds if view is None else view(item, level)
     totals: list[Counts | None] = [None] * len(nets)
-    for x, y, chunk in _batches(source, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
+    skipped = 0
+    for x, y, chunk, bad in _batches(source, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
+        skipped += bad
+        bar.update(len(chunk) + bad)
+        if not chunk:
+            continue
         x = x.to(device, non_blocking=True).float().div_(255.0)
         batch = Batch(x, y.to(device), chunk, released=view is not None)
         counts = kind.evaluate(nets, batch, item, level, suite)
         totals = [add_counts(t, c) for t, c in zip(totals, counts)]
-        bar.update(1)
-    return totals
+    return [None if t is None else {**t, "skipped": skipped} for t in totals]
 
 
 def _device(name: str) -> tuple[torch.device, DistContext]:
@@ -309,7 +339,7 @@ def item_size(item: Item, n: int) -> int:
 
 
 def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, n: int,
-          summary: EvalSummary, amp: str | None) -> list[tuple[Item, int, list[ModelLike]]]:
+          summary: EvalSummary, cfg: EvalConfig) -> list[tuple[Item, int, list[ModelLike]]]:
     """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
     done = {m.name: store.configs(m.name, suite.name) for m in models}
     plan = []
@@ -318,7 +348,8 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
             pending = []
             for m in models:
                 stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                if stored == cell_config(m, suite, item, level, fingerprint, item_size(item, n), amp):
+                config = cell_config(m, suite, item, level, fingerprint, item_size(item, n), cfg.amp, cfg.on_bad_image)
+                if stored == config:
                     summary.reused += 1
                     continue
                 summary.stale += stored is not None

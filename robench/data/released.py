@@ -20,35 +20,36 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from robench.data.sources import read_rgb
 from robench.errors import InputError, MissingFileError
 from robench.suites import Item
 
-Reader = Callable[[Path], torch.Tensor]
+Reader = Callable[[Path, str], "torch.Tensor | None"]
 
 
-def _read_jpeg(path: Path) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"Cannot read image {path} ({e}); download that file again.") from None
+def _read_image(path: Path, on_bad: str) -> torch.Tensor | None:
+    img = read_rgb(path, on_bad)
+    return None if img is None else torch.from_numpy(np.array(img)).permute(2, 0, 1)
 
 
-def _read_mp4(path: Path) -> torch.Tensor:
+def _read_mp4(path: Path, on_bad: str) -> torch.Tensor | None:
     from robench.perturbations.released import read_video
 
-    return read_video(path).mul(255.0).round_().to(torch.uint8)
+    try:
+        return read_video(path).mul(255.0).round_().to(torch.uint8)
+    except InputError:
+        if on_bad == "skip":
+            return None
+        raise
 
 
 class CellView(Dataset):
     """The images (or videos) of one released (item, level) folder, in the source's index order."""
 
-    def __init__(self, folder: Path, entries: list[tuple[Path, int]], read: Reader) -> None:
+    def __init__(self, folder: Path, entries: list[tuple[Path, int]], read: Reader, on_bad: str) -> None:
         if not folder.is_dir():
             raise MissingFileError(f"Released data folder {folder} is missing; the download is incomplete.")
-        self.folder, self.entries, self.read = folder, entries, read
+        self.folder, self.entries, self.read, self.on_bad = folder, entries, read, on_bad
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -58,7 +59,7 @@ class CellView(Dataset):
         path = self.folder / rel
         if not path.is_file():
             raise MissingFileError(f"{path} is missing; the released dataset is incomplete (download it again).")
-        return self.read(path), label
+        return self.read(path, self.on_bad), label
 
 
 class ReleasedSource(Dataset):
@@ -73,7 +74,7 @@ class ReleasedSource(Dataset):
     """
 
     def __init__(self, root: Path, *, depth: int, suffixes: tuple[str, ...], read: Reader,
-                 folder_of: Callable[[Path, Item, int], Path], name: str, kind: str) -> None:
+                 folder_of: Callable[[Path, Item, int], Path], name: str, kind: str, on_bad: str = "error") -> None:
         if not root.is_dir():
             raise MissingFileError(f"Released dataset folder {root} does not exist; pass --data ROOT.")
         first = root
@@ -88,6 +89,7 @@ class ReleasedSource(Dataset):
         if not self.entries:
             raise InputError(f"No {'/'.join(suffixes)} files under {first}; expected <wnid>/<file> folders.")
         self.root, self.read, self.folder_of, self.name, self.kind = root, read, folder_of, name, kind
+        self.on_bad = on_bad
         h = hashlib.sha256("\n".join(f"{r}\x1f{lb}" for r, lb in self.entries).encode())
         self.fingerprint = f"{name}:{len(self.entries)}:{h.hexdigest()[:16]}"
 
@@ -104,18 +106,18 @@ class ReleasedSource(Dataset):
                 f"The {self.name} download holds {self.kind} cells only (no clean images); remove the "
                 f"{item.kind} items from the suite and measure them on the validation set."
             )
-        return CellView(self.folder_of(self.root, item, level), self.entries, self.read)
+        return CellView(self.folder_of(self.root, item, level), self.entries, self.read, self.on_bad)
 
 
-def imagenet_c(root: Path) -> ReleasedSource:
-    return ReleasedSource(root, depth=2, suffixes=(".jpeg", ".jpg", ".png"), read=_read_jpeg,
+def imagenet_c(root: Path, on_bad: str = "error") -> ReleasedSource:
+    return ReleasedSource(root, depth=2, suffixes=(".jpeg", ".jpg", ".png"), read=_read_image, on_bad=on_bad,
                           folder_of=lambda r, item, level: r / item.name / str(level), name="imagenet-c-released",
                           kind="corruption")
 
 
-def imagenet_p(root: Path) -> ReleasedSource:
+def imagenet_p(root: Path, on_bad: str = "error") -> ReleasedSource:
     from robench.perturbations.released import dataset_dir
 
-    return ReleasedSource(root, depth=1, suffixes=(".mp4",), read=_read_mp4,
+    return ReleasedSource(root, depth=1, suffixes=(".mp4",), read=_read_mp4, on_bad=on_bad,
                           folder_of=lambda r, item, level: dataset_dir(r, item.name, level),
                           name="imagenet-p-released", kind="perturbation")

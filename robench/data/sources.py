@@ -8,6 +8,7 @@ every cell, so results computed on other images are never reused by mistake.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from robench._registry import Registry
 from robench.data import fashion_mnist
 from robench.errors import InputError, MissingFileError
 from robench.suites import Protocol
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -49,6 +52,26 @@ class TensorSource(Dataset):
         return self.images[idx], self.labels[idx]
 
 
+ON_BAD_IMAGE = ("error", "skip")
+
+
+def read_rgb(path: Path, on_bad: str = "error"):
+    """A PIL RGB image (grey, CMYK, RGBA and palette images converted), or ``None`` for an unreadable
+    file under ``on_bad="skip"``; under ``"error"`` an unreadable file is a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        if on_bad == "skip":
+            log.warning("skipping unreadable image %s (%s)", path, e)
+            return None
+        raise InputError(
+            f"Cannot read image {path} ({e}); replace the file or pass --on-bad-image skip."
+        ) from None
+
+
 class ImageFolderSource(Dataset):
     """``root/<class>/<image>`` with classes = sorted folder names (as torchvision's ImageFolder).
 
@@ -56,7 +79,10 @@ class ImageFolderSource(Dataset):
     bilinear) and centre-cropped — ImageNet-C's Resize(256) → CenterCrop(224).
     """
 
-    def __init__(self, root: Path, protocol: Protocol):
+    def __init__(self, root: Path, protocol: Protocol, on_bad: str = "error"):
+        if on_bad not in ON_BAD_IMAGE:
+            raise InputError(f"--on-bad-image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad!r}.")
+        self.on_bad = on_bad
         if not root.is_dir():
             raise MissingFileError(f"Data folder {root} does not exist; pass --data DIR (an ImageFolder root).")
         self.classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
@@ -77,16 +103,13 @@ class ImageFolderSource(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int]:
         from torchvision.transforms import functional as TF
 
         path, label = self.samples[i]
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as e:
-            raise InputError(f"Cannot read image {path} ({e}); remove or replace the file.") from None
+        img = read_rgb(path, self.on_bad)
+        if img is None:
+            return None, label
         if self.protocol.resize:
             img = TF.resize(img, self.protocol.resize, interpolation=TF.InterpolationMode.BILINEAR)
         if self.protocol.crop:
@@ -98,14 +121,14 @@ class ImageFolderSource(Dataset):
 class SourceSpec:
     """How to open a named dataset source: ``open(data_dir_or_None, protocol)``."""
 
-    open: Callable[[Path | None, Protocol], Dataset]
+    open: Callable[[Path | None, Protocol, str], Dataset]
     description: str
 
 
 DATASETS: Registry[SourceSpec] = Registry("dataset")
 
 
-def _fashion_mnist(data: Path | None, protocol: Protocol) -> Dataset:
+def _fashion_mnist(data: Path | None, protocol: Protocol, on_bad: str) -> Dataset:
     if data is None:
         images, labels = fashion_mnist.load_demo_subset()
         name = "fashion-mnist-test-2k"
@@ -118,31 +141,31 @@ def _fashion_mnist(data: Path | None, protocol: Protocol) -> Dataset:
     )
 
 
-def _imagefolder(data: Path | None, protocol: Protocol) -> Dataset:
+def _imagefolder(data: Path | None, protocol: Protocol, on_bad: str) -> Dataset:
     if data is None:
         raise InputError("This suite reads an image folder; pass --data DIR (DIR/<class>/<images>).")
-    return ImageFolderSource(data, protocol)
+    return ImageFolderSource(data, protocol, on_bad)
 
 
-def _released(make: Callable[[Path], Dataset]) -> Callable[[Path | None, Protocol], Dataset]:
-    def open_released(data: Path | None, protocol: Protocol) -> Dataset:
+def _released(make: Callable[[Path, str], Dataset]) -> Callable[[Path | None, Protocol, str], Dataset]:
+    def open_released(data: Path | None, protocol: Protocol, on_bad: str) -> Dataset:
         if data is None:
             raise InputError("This suite reads a released dataset; pass --data ROOT (the download's folder).")
-        return make(data)
+        return make(data, on_bad)
 
     return open_released
 
 
-def _released_c(root: Path) -> Dataset:
+def _released_c(root: Path, on_bad: str) -> Dataset:
     from robench.data.released import imagenet_c
 
-    return imagenet_c(root)
+    return imagenet_c(root, on_bad)
 
 
-def _released_p(root: Path) -> Dataset:
+def _released_p(root: Path, on_bad: str) -> Dataset:
     from robench.data.released import imagenet_p
 
-    return imagenet_p(root)
+    return imagenet_p(root, on_bad)
 
 
 DATASETS.add("fashion-mnist-demo", SourceSpec(
@@ -155,9 +178,15 @@ DATASETS.add("imagenet-p-released", SourceSpec(
     _released(_released_p), "released ImageNet-P: ROOT/<perturbation>[_2|_3]/<wnid>/<name>.mp4"))
 
 
-def open_dataset(name: str, data: Path | str | None, protocol: Protocol) -> Dataset:
-    """Open the suite's dataset source, reading from ``data`` when given."""
+def open_dataset(name: str, data: Path | str | None, protocol: Protocol, *, on_bad: str = "error") -> Dataset:
+    """Open the suite's dataset source, reading from ``data`` when given.
+
+    Args:
+        on_bad: ``"error"`` (an unreadable image stops the run) or ``"skip"`` (it is counted and skipped).
+    """
+    if on_bad not in ON_BAD_IMAGE:
+        raise InputError(f"--on-bad-image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad!r}.")
     path = None if data is None else Path(data)
     if path is not None and not path.exists():
         raise MissingFileError(f"Data path {path} does not exist; check --data.")
-    return DATASETS.get(name).open(path, protocol)
+    return DATASETS.get(name).open(path, protocol, on_bad)

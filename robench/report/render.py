@@ -13,6 +13,7 @@ from robench.store import Store
 REPORT_TABLES = ("overall", "paired", "published", "corruptions", "severities", "perturbations", "attacks")
 
 LEGEND = {
+    "skipped": "unreadable images skipped under --on-bad-image skip (the most in any cell); errors exclude them",
     "clean_err": "top-1 error (%) on the clean images",
     "clean_err5": "top-5 error (%) on the clean images",
     "mCE": "mean corruption error (%): AlexNet-normalised CE averaged over the test corruptions when the suite "

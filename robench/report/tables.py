@@ -101,6 +101,14 @@ def corruption_errors(cells: pd.DataFrame, names: list[str]) -> dict[str, list[f
     return {c: (g.sort_values("level").err / 100.0).tolist() for c, g in corr.groupby("item", sort=True)}
 
 
+@OVERALL_SECTIONS.register("data")
+def _data_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None) -> dict[str, int]:
+    """Unreadable images skipped under ``--on-bad-image skip`` (the most in any cell); absent when none."""
+    if "skipped" not in cells.columns or not (cells.skipped.fillna(0) > 0).any():
+        return {}
+    return {"skipped": int(cells.skipped.max())}
+
+
 @OVERALL_SECTIONS.register("clean")
 def _clean_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.DataFrame | None) -> dict[str, float]:
     clean = cells[cells.kind == "clean"]
@@ -193,7 +201,7 @@ def _attack_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.
     return row
 
 
-OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "clean_err", "clean_err5", "mCE", "rel_mCE",
+OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "skipped", "clean_err", "clean_err5", "mCE", "rel_mCE",
                    "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
 
 
@@ -229,7 +237,7 @@ METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower",
 def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
     """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
     board = overall(df, suites, baseline=baseline)
-    counts = ("model", "arch", "pooling", "suite", "n", "corruptions", "perturbations", "dataset")
+    counts = ("model", "arch", "pooling", "suite", "n", "skipped", "corruptions", "perturbations", "dataset")
     metrics = [c for c in board.columns if c not in counts and c != "warnings"]
     rows = []
     for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
