@@ -1,8 +1,8 @@
 """Evaluation throughput and memory: clean vs on-the-fly corrupted ImageNet-C evaluation, and peak RSS.
 
 1. Images/s of ResNet-18 and ResNet-50 (random weights, 224 px) on the current device for clean batches and
-   for on-the-fly corrupted batches (one corruption per batch, cycling over the 15 test corruptions at
-   severity 3, with the official protocol: 8-bit truncation + JPEG q85). Prints both and their ratio.
+   for on-the-fly corrupted batches (one batch per test corruption, all 15, severity 3, with the official
+   protocol: 8-bit truncation + JPEG q85). Prints both and their ratio.
 2. Peak RSS of `robench eval` (clean-only suite, demo GCP model) on 1,000 vs 10,000 Fashion-MNIST test
    images (needs the IDX files: Debian's dataset-fashion-mnist or --fmnist DIR): it must stay flat.
 
@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import subprocess
 import sys
 import tempfile
@@ -56,12 +55,12 @@ def throughput(arch: str, device: torch.device, batch: int, batches: int, amp: s
     _sync(device)
     clean = batch * batches / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    for i, name in zip(range(batches), itertools.cycle(names)):
+    for i, name in enumerate(names):
         rng = SampleRNG(range(i * batch, (i + 1) * batch), seed=0, key=f"imagenet/{name}/3")
         xc = apply_protocol(CORRUPTIONS.get(name)(x, 3, rng=rng, param_set="imagenet"), suite)
         forward(xc)
     _sync(device)
-    corrupted = batch * batches / (time.perf_counter() - t0)
+    corrupted = batch * len(names) / (time.perf_counter() - t0)
     return clean, corrupted
 
 
@@ -84,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=4, help="clean batches timed (corrupted: one per corruption)")
     parser.add_argument("--amp", choices=["bf16", "fp16"], default=None)
     parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--fmnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
