@@ -117,8 +117,7 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
 
 
 def cell_config(
-    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, amp: str | None = None,
-    on_bad: str = "error",
+    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, cfg: EvalConfig
 ) -> str:
     """Hash of everything that determines a cell's counts; a stored cell is reused only on a match."""
     parts = {
@@ -131,8 +130,8 @@ def cell_config(
         "level": level,
         "settings": dict(item.settings),
         "inputs": CELL_KINDS.get(item.kind).inputs(item, level, suite),
-        "amp": amp,
-        "on_bad_image": on_bad,
+        "amp": cfg.amp,
+        "on_bad_image": cfg.on_bad_image,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -266,7 +265,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                     store.put_cells(
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
-                            cell_config(m, suite, item, level, fingerprint, item_n, cfg.amp, cfg.on_bad_image),
+                            cell_config(m, suite, item, level, fingerprint, item_n, cfg),
                             item_n - t["skipped"], t, _provenance(cfg, m, suite, fingerprint, ctx.world),
                         )
                         for m, t in zip(pending, totals)
@@ -348,7 +347,7 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
             pending = []
             for m in models:
                 stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                config = cell_config(m, suite, item, level, fingerprint, item_size(item, n), cfg.amp, cfg.on_bad_image)
+                config = cell_config(m, suite, item, level, fingerprint, item_size(item, n), cfg)
                 if stored == config:
                     summary.reused += 1
                     continue
