@@ -42,11 +42,13 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
     check_image_batch(x)
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be in 1 … 100, got {quality}")
-    u8 = to_uint8(x).cpu().permute(0, 2, 3, 1).contiguous().numpy()
-    if u8.shape[-1] == 1:
-        u8 = u8[..., 0]
-    out = torch.from_numpy(np.stack([jpeg_bytes_roundtrip(img, quality) for img in u8]))
-    if out.dim() == 3:
-        out = out[..., None]
-    y = out.to(x.device).permute(0, 3, 1, 2).to(x.dtype)
-    return y.mul_(1.0 / 255.0)
+    n, c, h, w = x.shape
+    src = x.detach().cpu()
+    out = torch.empty(n, c, h, w, dtype=x.dtype)
+    hwc = torch.empty(h, w, c, dtype=x.dtype)
+    for xi, oi in zip(src, out, strict=True):  # image by image: cache-sized pieces
+        torch.mul(xi.permute(1, 2, 0), 255.0, out=hwc)
+        u8 = hwc.add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
+        dec = torch.from_numpy(np.array(jpeg_bytes_roundtrip(u8[..., 0] if c == 1 else u8, quality)))
+        oi.copy_(dec[None] if c == 1 else dec.permute(2, 0, 1)).mul_(1.0 / 255.0)
+    return out.to(x.device)

@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from robench.corruptions._filters import CV2_BORDER, cv2_planes, use_cv2
+
 
 def motion_kernel(radius: float, sigma: float) -> torch.Tensor:
     """The normalised one-sided kernel of ``GetMotionBlurKernel`` (float64)."""
@@ -61,6 +63,8 @@ def motion_blur_image(x: torch.Tensor, radius: float, sigma: float, angle_deg: t
     kernel = motion_kernel(radius, sigma)
     width = kernel.numel()
     off_x, off_y = motion_offsets(width, angle_deg.reshape(n))
+    if use_cv2(x):
+        return torch.stack([_motion_blur_cv2(x[i], kernel, off_x[i], off_y[i]) for i in range(n)])
     weights = kernel.tolist()
     out = torch.empty_like(x)
     for i in range(n):
@@ -76,3 +80,16 @@ def motion_blur_image(x: torch.Tensor, radius: float, sigma: float, angle_deg: t
             acc.add_(xp[:, pt + dy : pt + dy + h, pl + dx : pl + dx + w], alpha=weights[k])
         out[i] = acc
     return out
+
+
+def _motion_blur_cv2(img: torch.Tensor, kernel: torch.Tensor, off_x: torch.Tensor, off_y: torch.Tensor) -> torch.Tensor:
+    """One C×H×W image: OpenCV ``filter2D`` with the taps scattered into their bounding box
+    (anchored at tap 0) and replicated borders, i.e. ImageMagick's edge clamping."""
+    import cv2
+
+    box = torch.zeros(int(off_y.max() - off_y.min()) + 1, int(off_x.max() - off_x.min()) + 1, dtype=torch.float64)
+    box.index_put_((off_y - off_y.min(), off_x - off_x.min()), kernel, accumulate=True)
+    k = box.numpy()
+    anchor = (-int(off_x.min()), -int(off_y.min()))
+    border = CV2_BORDER["nearest"]
+    return cv2_planes(img, lambda a, b: cv2.filter2D(a, -1, k, dst=b, anchor=anchor, borderType=border))

@@ -205,13 +205,57 @@ def pil_box_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resample_axis(resample_axis(x, 3, iw, ww), 2, ih, wh)
 
 
+@functools.lru_cache(maxsize=256)
+def box_segments(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """If Pillow's BOX shrink ``n_in → n_out`` averages disjoint runs covering every input
+    sample: the output box of each input sample and ``1 / box size`` (else None)."""
+    index, weight = pil_box_taps(n_in, n_out)
+    seg = torch.full((n_in,), -1)
+    for o, k in (weight > 0).nonzero().tolist():
+        if seg[index[o, k]] >= 0:
+            return None
+        seg[index[o, k]] = o
+    if bool((seg < 0).any()):
+        return None
+    counts = torch.bincount(seg, minlength=n_out)  # a box's weights are 1/its member count
+    if bool((counts == 0).any()):
+        return None
+    return seg, 1.0 / counts.to(torch.float64)
+
+
+@functools.lru_cache(maxsize=256)
+def box_nearest(n_in: int, n_out: int) -> torch.Tensor | None:
+    """If Pillow's BOX resize ``n_in → n_out`` copies one input sample per output (an
+    enlargement): that sample's index (else None)."""
+    index, weight = pil_box_taps(n_in, n_out)
+    if not bool(((weight > 0).sum(1) == 1).all()) or not bool((weight.amax(1) == 1).all()):
+        return None
+    return index.gather(1, weight.argmax(1, keepdim=True))[:, 0]
+
+
 @register_corruption("pixelate", family=Family.DIGITAL, params=PIXELATE)
 def pixelate(x: torch.Tensor, factor: float, rng: SampleRNG) -> torch.Tensor:
     """BOX down to ``int(side·c)`` (at least 1) and BOX back up, as Hendrycks (Pillow BOX
-    both ways; imagecorruptions uses NEAREST for the way up). The factor is relative."""
-    h, w = x.shape[-2:]
-    small = pil_box_resize(x, max(1, int(h * factor)), max(1, int(w * factor)))
-    return pil_box_resize(small, h, w)
+    both ways; imagecorruptions uses NEAREST for the way up). The factor is relative.
+
+    When the BOX shrink averages disjoint runs and the way up copies pixels (always at
+    the native sizes), this runs as run sums (``index_add_``) and two index copies,
+    image by image, which equals :func:`pil_box_resize` up to float round-off.
+    """
+    c, h, w = x.shape[1:]
+    sh, sw = max(1, int(h * factor)), max(1, int(w * factor))
+    down_h, down_w, up_h, up_w = box_segments(h, sh), box_segments(w, sw), box_nearest(sh, h), box_nearest(sw, w)
+    if down_h is None or down_w is None or up_h is None or up_w is None:
+        return pil_box_resize(pil_box_resize(x, sh, sw), h, w)
+    dev = x.device
+    seg_h, seg_w, up_h, up_w = down_h[0].to(dev), down_w[0].to(dev), up_h.to(dev), up_w.to(dev)
+    scale = (down_h[1][:, None] * down_w[1][None, :]).to(dev, x.dtype)
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    for xi, oi in zip(x, out, strict=True):  # image by image: cache-sized pieces
+        rows = xi.new_zeros(c, sh, w).index_add_(1, seg_h, xi)
+        small = xi.new_zeros(c, sh, sw).index_add_(2, seg_w, rows).mul_(scale)
+        torch.index_select(small.index_select(2, up_w), 1, up_h, out=oi)
+    return out
 
 
 # ---------------------------------------------------------------- JPEG

@@ -7,6 +7,9 @@ are pixel-scale independent, so they behave the same at any image size.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 
 from robench._rng import SampleRNG
@@ -40,10 +43,92 @@ def gaussian_noise(x: torch.Tensor, sigma: float, rng: SampleRNG) -> torch.Tenso
     return x + rng.normal(x.shape[1:], std=sigma, device=x.device, dtype=x.dtype)
 
 
+LEVELS = 255
+"""Grid of the table-driven Poisson sampler: rates ``j·c/255`` (exact for 8-bit images)."""
+_GUIDE = 1024  # guide-table buckets per rate
+
+
+@functools.lru_cache(maxsize=16)
+def _poisson_tables(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per grid rate ``λ_j = j·scale/255``: the CDF row ``F_j(k)``, k < K (float64, last
+    entry +inf), and the guide table ``G[j, m] = min{k : F_j(k) > m/M}``; flattened."""
+    lam = torch.arange(LEVELS + 1, dtype=torch.float64) * (scale / LEVELS)
+    top = float(lam[-1])
+    width = int(top + 12.0 * math.sqrt(top) + 40.0)  # P(X ≥ width) < 1e-25 for every row
+    k = torch.arange(width, dtype=torch.float64)
+    logp = k * lam[:, None].clamp_min(1e-300).log() - lam[:, None] - torch.lgamma(k + 1)
+    cdf = logp.exp().cumsum(1)
+    cdf /= cdf[:, -2:-1].clone()  # total mass exactly 1: a uniform in [0, 1) always stops
+    cdf[:, -1] = math.inf
+    grid = torch.arange(_GUIDE, dtype=torch.float64) / _GUIDE
+    guide = torch.searchsorted(cdf, grid.expand(LEVELS + 1, -1).contiguous(), right=True)
+    offsets = torch.arange(LEVELS + 1)[:, None] * width
+    return cdf.reshape(-1), (guide + offsets).reshape(-1), width
+
+
+def _small_poisson(rates: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Poisson draws by sequential inversion, for small rates (a few steps per element)."""
+    out = torch.zeros_like(rates)
+    p = torch.exp(-rates)
+    cdf = p.clone()
+    idx = (u >= cdf).nonzero().squeeze(1)
+    k = 0
+    while idx.numel():
+        k += 1
+        p_i = p[idx] * rates[idx] / k
+        if not bool((p_i > 0).any()):  # float64 tail exhausted
+            break
+        p[idx] = p_i
+        cdf[idx] += p_i
+        out[idx] += 1
+        idx = idx[u[idx] >= cdf[idx]]
+    return out
+
+
+def _grid_poisson(level: torch.Tensor, u: torch.Tensor, scale: float) -> torch.Tensor:
+    """Poisson(``level·scale/255``) for integer ``level`` (long, 0 … 255) by inverting ``u``."""
+    cdf, guide, width = _poisson_tables(scale)
+    pos = guide.index_select(0, level * _GUIDE + (u * _GUIDE).long())
+    todo = (u >= cdf.index_select(0, pos)).nonzero().squeeze(1)
+    while todo.numel():  # a few elements step past a CDF jump inside their bucket
+        pos[todo] += 1
+        todo = todo[u[todo] >= cdf[pos[todo]]]
+    return pos - level * width
+
+
+def poisson_unit(x: torch.Tensor, scale: float, rng: SampleRNG) -> torch.Tensor:
+    """Exact Poisson(``scale·x``) draws for ``x ≥ 0`` (N×…), one stream per sample.
+
+    The rate splits as ``λ = j·scale/255 + δ`` with ``j = ⌊255·x⌋``; Poisson(λ) is the
+    sum of independent Poisson(j·scale/255) and Poisson(δ) draws. The first comes from
+    a precomputed CDF row by inversion of one float64 uniform (a guide table makes the
+    search O(1)); the second, only needed off the 8-bit grid, by sequential inversion of
+    a second uniform field. Values within 1e-4 grey levels of a level count as on it
+    (float32 holds ``k/255`` only to about 1e-5 levels), a rate change below 1e-6·scale.
+    Works image by image (cache-sized pieces). Returns float64 counts on the CPU.
+    """
+    out = torch.empty(x.shape, dtype=torch.float64)
+    for xi, g, oi in zip(x.detach().to("cpu", torch.float32), rng.generators, out, strict=True):
+        q = xi.reshape(-1).clamp_min(0.0).mul_(LEVELS)
+        level = q.round()
+        off = ((q - level).abs_() >= 1e-4) | (level > LEVELS)
+        u = torch.rand(q.shape, generator=g, dtype=torch.float64)
+        if not bool(off.any()):
+            oi.copy_(_grid_poisson(level.long().clamp_(max=LEVELS), u, scale).view_as(oi))
+            continue
+        level = torch.where(off, q.floor(), level).clamp_(max=LEVELS)
+        rest = torch.where(off, q.double() - level, 0.0).clamp_min_(0.0) * (scale / LEVELS)
+        counts = _grid_poisson(level.long(), u, scale)
+        u2 = torch.rand(q.shape, generator=g, dtype=torch.float64)
+        oi.copy_((counts + _small_poisson(rest, u2)).view_as(oi))
+    return out
+
+
 @register_corruption("shot_noise", family=Family.NOISE, params=SHOT_NOISE)
 def shot_noise(x: torch.Tensor, photons: float, rng: SampleRNG) -> torch.Tensor:
-    """Poisson(c·x)/c per element (photon-count noise with scale c)."""
-    return rng.poisson(x * photons) / photons
+    """Poisson(c·x)/c per element (photon-count noise with scale c), drawn by
+    :func:`poisson_unit`."""
+    return (poisson_unit(x, photons, rng) / photons).to(x.device, x.dtype)
 
 
 @register_corruption("impulse_noise", family=Family.NOISE, params=IMPULSE_NOISE)
@@ -52,10 +137,14 @@ def impulse_noise(x: torch.Tensor, amount: float, rng: SampleRNG) -> torch.Tenso
     replaced with probability ``amount``, by 1 or 0 with equal probability.
 
     One uniform ``u`` per element decides both (``u < amount`` replaces, ``u < amount/2``
-    salts), which has the original's joint distribution at half the draws.
+    salts), which has the original's joint distribution at half the draws. Runs image
+    by image (cache-sized pieces).
     """
-    u = rng.uniform(x.shape[1:], device=x.device)
-    return torch.where(u < amount, (u < amount / 2).to(x.dtype), x)
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    for xi, g, oi in zip(x, rng.generators, out, strict=True):
+        u = torch.rand(xi.shape, generator=g).to(x.device)
+        torch.where(u < amount, (u < amount / 2).to(x.dtype), xi, out=oi)
+    return out
 
 
 @register_corruption("speckle_noise", family=Family.NOISE, params=SPECKLE_NOISE, test=False)

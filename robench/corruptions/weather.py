@@ -202,7 +202,8 @@ def fog(x: torch.Tensor, p: tuple[float, float, int], rng: SampleRNG) -> torch.T
         size *= 2
     plasma = plasma_fractal(rng, size, decay, device=x.device)[:, None, :h, :w].to(x.dtype)
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x + strength * plasma) * peak / (peak + strength)
+    scale = peak / (peak + strength)
+    return torch.addcmul(x * scale, plasma, strength * scale)  # (x + s·plasma)·scale in two passes
 
 
 # ---------------------------------------------------------------- brightness
@@ -227,20 +228,48 @@ def brightness(x: torch.Tensor, delta: float, rng: SampleRNG) -> torch.Tensor:
 _SPATTER_KERNEL = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
 
 
+def _water_distance_cv2(l8: torch.Tensor) -> torch.Tensor:
+    """The original's OpenCV chain from the 8-bit layer to the blurred, embossed edge distance."""
+    import cv2
+
+    kernel = _SPATTER_KERNEL.numpy()
+    out = []
+    for img in l8.to(torch.uint8).numpy():
+        edges = cv2.Canny(img, 50, 150)
+        dist = cv2.distanceTransform(255 - edges, cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+        dist = cv2.filter2D(dist, cv2.CV_8U, kernel)
+        out.append(torch.from_numpy(cv2.blur(dist, (3, 3))))
+    return torch.stack(out).to(torch.float64)
+
+
 def _water_mask(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
-    """Hendrycks' water-drop mask from the thresholded liquid layer (N×H×W, float64)."""
+    """Hendrycks' water-drop mask from the thresholded liquid layer (N×H×W, float64).
+
+    On the CPU the OpenCV chain runs through ``cv2`` itself, image by image; elsewhere
+    through the batched torch re-implementations of :mod:`~robench.corruptions._cv`.
+    """
     # astype(uint8): truncation, and values of 256 and more wrap around as NumPy does on x86
     l8 = torch.remainder(torch.floor(liquid * 255.0).clamp_min(0), 256)
+    if l8.device.type == "cpu":
+        dist = _water_distance_cv2(l8)
+    else:
+        dist = _water_distance_torch(l8)
+    m = l8 * dist
+    peak = m.reshape(m.shape[0], -1).amax(dim=1).view(-1, 1, 1)
+    return torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)) * intensity
+
+
+def _water_distance_torch(l8: torch.Tensor) -> torch.Tensor:
+    """:func:`_water_distance_cv2` in batched torch (float64 8-bit values, N×H×W)."""
     edges = canny(l8, 50, 150)
     dist = distance_transform_l2_5(edges, 20.0).clamp_max(20.0)  # THRESH_TRUNC at 20
     dist = torch.floor((box3_sum(dist) * (1.0 / 9.0)).to(torch.float32).to(torch.float64))
     dist = equalize_hist(dist)
     dist = filter2d(dist[:, None], _SPATTER_KERNEL.to(torch.float64), "reflect101")[:, 0]
     dist = dist.round().clamp(0, 255)  # CV_8U saturation
-    dist = torch.round(box3_sum(dist) / 9.0)  # 8-bit blur rounds
-    m = l8 * dist
-    peak = m.reshape(m.shape[0], -1).amax(dim=1).view(-1, 1, 1)
-    return torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)) * intensity
+    return torch.round(box3_sum(dist) / 9.0)  # 8-bit blur rounds
 
 
 @register_corruption("spatter", family=Family.WEATHER, params=SPATTER, test=False)
