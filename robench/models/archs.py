@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import resnet as tv
 
 from robench._registry import Registry
+from robench.errors import InputError
 from robench.models import mobile, resnet
 from robench.models.pooling import POOLINGS, Pooling
 
@@ -38,6 +39,7 @@ class Arch:
         mean: Per-channel normalisation mean of the released weights.
         std: Per-channel normalisation std of the released weights.
         default_classes: ``num_classes`` when none is given.
+        poolings: The pooling heads this architecture exists with (empty: every registered one).
     """
 
     name: str
@@ -48,6 +50,10 @@ class Arch:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     default_classes: int = 1000
+    poolings: tuple[str, ...] = ()
+
+    def supports(self, pool: str) -> bool:
+        return not self.poolings or pool in self.poolings
 
 
 ARCHS: Registry[Arch] = Registry("architecture")
@@ -75,6 +81,20 @@ ARCHS.add(
 )
 
 
+def build_alexnet(pool: Pooling, num_classes: int) -> nn.Module:
+    """torchvision's AlexNet, the normalising baseline of ImageNet-C/P (its own 6×6 pool and FC head).
+
+    Registered only with ``pool="gap"`` so that the baseline can be evaluated and stored like any
+    model (e.g. ``--ckpt tv-alexnet``, then ``--baseline tv-alexnet`` for mFR / mT5D).
+    """
+    from torchvision.models import alexnet
+
+    return alexnet(num_classes=num_classes)
+
+
+ARCHS.add("alexnet", Arch("alexnet", build_alexnet, classifier="classifier.6.weight", poolings=("gap",)))
+
+
 def create_model(arch: str, pool: str, num_classes: int | None = None) -> nn.Module:
     """Build an untrained model.
 
@@ -91,4 +111,7 @@ def create_model(arch: str, pool: str, num_classes: int | None = None) -> nn.Mod
         UnknownNameError: For an unknown architecture or pooling name.
     """
     spec = ARCHS.get(arch)
-    return spec.build(POOLINGS.get(pool), spec.default_classes if num_classes is None else num_classes)
+    head = POOLINGS.get(pool)
+    if not spec.supports(pool):
+        raise InputError(f"{arch} has no {pool} variant; use --pool {' or '.join(spec.poolings)}.")
+    return spec.build(head, spec.default_classes if num_classes is None else num_classes)
