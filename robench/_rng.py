@@ -50,21 +50,34 @@ class SampleRNG:
         out = torch.stack(draws)
         return out if device is None else out.to(device, non_blocking=True)
 
+    def _fill(self, draw, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        """``(N, *shape)`` with sample ``i``'s draws written in place from generator ``i`` (no stacking copy)."""
+        out = torch.empty((len(self.generators), *shape), dtype=dtype)
+        for row, g in zip(out, self.generators):
+            draw(tuple(shape), generator=g, dtype=dtype, out=row)
+        return out
+
     def normal(
         self, shape: Sequence[int], *, mean: float = 0.0, std: float = 1.0, device=None,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """Normal draws of per-sample ``shape``; returns ``(N, *shape)``."""
-        draws = [torch.randn(tuple(shape), generator=g, dtype=dtype) for g in self.generators]
-        return self._stack(draws, device) * std + mean
+        out = self._fill(torch.randn, shape, dtype)
+        if std != 1.0:
+            out.mul_(std)
+        if mean != 0.0:
+            out.add_(mean)
+        return out if device is None else out.to(device, non_blocking=True)
 
     def uniform(
         self, shape: Sequence[int], *, low: float = 0.0, high: float = 1.0, device=None,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """Uniform draws in ``[low, high)`` of per-sample ``shape``; returns ``(N, *shape)``."""
-        draws = [torch.rand(tuple(shape), generator=g, dtype=dtype) for g in self.generators]
-        return self._stack(draws, device) * (high - low) + low
+        out = self._fill(torch.rand, shape, dtype)
+        if (low, high) != (0.0, 1.0):
+            out.mul_(high - low).add_(low)
+        return out if device is None else out.to(device, non_blocking=True)
 
     def integers(self, low: int, high: int, shape: Sequence[int] = (), *, device=None) -> torch.Tensor:
         """Integer draws in ``[low, high)`` (upper bound exclusive, like NumPy's randint)."""
