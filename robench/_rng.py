@@ -46,6 +46,15 @@ class SampleRNG:
     def __len__(self) -> int:
         return len(self.generators)
 
+    def per_sample(self) -> list[SampleRNG]:
+        """One single-sample view per sample, sharing this object's generators (same draws, same order)."""
+        views = []
+        for i, g in zip(self.indices, self.generators):
+            view = object.__new__(SampleRNG)
+            view.indices, view.generators = [i], [g]
+            views.append(view)
+        return views
+
     def _stack(self, draws: list[torch.Tensor], device: torch.device | str | None) -> torch.Tensor:
         out = torch.stack(draws)
         return out if device is None else out.to(device, non_blocking=True)

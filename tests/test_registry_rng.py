@@ -41,3 +41,10 @@ def test_sample_streams_differ_by_seed_key_and_index():
 def test_integers_upper_bound_is_exclusive():
     draws = SampleRNG(range(50), seed=0, key="i").integers(-2, 2, (100,))
     assert draws.min() == -2 and draws.max() == 1
+
+
+def test_per_sample_views_draw_what_the_batch_draws():
+    batch = SampleRNG([4, 9, 2], seed=7, key="v").uniform((5, 6))
+    views = SampleRNG([4, 9, 2], seed=7, key="v").per_sample()
+    assert [v.indices for v in views] == [[4], [9], [2]]
+    assert torch.equal(torch.cat([v.uniform((5, 6)) for v in views]), batch)
