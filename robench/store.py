@@ -92,8 +92,8 @@ class Store:
             uri = f"file:{self.path.resolve()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True)
         else:
+            ensure_folder(self.path.parent)
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -104,9 +104,7 @@ class Store:
                         "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                     )
             except sqlite3.DatabaseError as e:
-                raise InputError(
-                    f"Cannot use {self.path} as a result store ({e}); choose another --out or remove the file."
-                ) from None
+                raise _store_error(self.path, e) from None
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -128,8 +126,20 @@ class Store:
 
     # ---- writing ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a failed write (disk full, read-only, I/O error) rolls back and becomes one clear error."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.OperationalError as e:
+            raise InputError(
+                f"Cannot write to the result store {self.path} ({e}); free disk space or choose a writable --out. "
+                "Finished cells are kept."
+            ) from None
+
     def put_model(self, rec: ModelRecord) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?)",
                 (rec.model, rec.arch, rec.pooling, rec.num_classes, rec.sha256,
@@ -138,7 +148,7 @@ class Store:
 
     def put_suite(self, name: str, definition: Mapping[str, Any]) -> None:
         """Record what a suite measured (its tests and baseline), so reports need no suite file."""
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(definition, sort_keys=True))
             )
@@ -150,15 +160,11 @@ class Store:
              json.dumps(r.counts, sort_keys=True), json.dumps(r.provenance, sort_keys=True))
             for r in records
         ]
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        except sqlite3.OperationalError as e:
-            raise InputError(f"Cannot write to the result store {self.path} ({e}); free disk space or "
-                             "choose a writable --out. Finished cells are kept.") from None
+        with self._writing():
+            self._db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def delete_model_suite(self, model: str, suite: str) -> int:
-        with self._db:
+        with self._writing():
             cur = self._db.execute("DELETE FROM cells WHERE model=? AND suite=?", (model, suite))
         return cur.rowcount
 
@@ -191,8 +197,11 @@ class Store:
 def exclusive(path: str | Path) -> Iterator[None]:
     """Hold the store's writer lock; a second writer fails at once with a clear message."""
     lock_path = Path(str(path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    ensure_folder(lock_path.parent)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise InputError(f"Cannot create the store lock {lock_path} ({e.strerror}); choose a writable --out.") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,8 +211,41 @@ def exclusive(path: str | Path) -> Iterator[None]:
                 f"The result store {path} is in use by robench (pid {holder}); wait for that run to finish "
                 "or pass another --out."
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:  # the pid is only a courtesy for the message above; the lock is what counts
+            pass
         yield
     finally:
         os.close(fd)
+
+
+def ensure_folder(folder: Path) -> None:
+    """Create the output folder (and parents) or explain in one line why it cannot be used.
+
+    Raises:
+        InputError: ``folder`` (or a parent) is a file, or cannot be created (read-only, permissions, no space).
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"Output folder {folder} is an existing file, not a folder; pass another --out.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(
+            f"Cannot create the output folder {folder} ({e.strerror or e}); pass a writable --out."
+        ) from None
+
+
+def _store_error(path: Path, e: sqlite3.DatabaseError) -> InputError:
+    """Opening a store failed: a damaged or foreign file, or a disk/permission problem."""
+    text = str(e)
+    if path.is_dir():
+        return InputError(f"Cannot use {path} as a result store: it is a folder; remove it or choose another --out.")
+    if isinstance(e, sqlite3.OperationalError) and not ("not a database" in text or "malformed" in text):
+        return InputError(
+            f"Cannot open the result store {path} ({text}); free disk space or choose a writable --out."
+        )
+    return InputError(
+        f"{path} is not a usable robench result store ({text}); move it away or choose another --out."
+    )

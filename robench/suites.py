@@ -122,6 +122,27 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         )
 
 
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    """A TOML table (``[section]`` or ``{…}``), not a scalar or a list."""
+    if not isinstance(value, Mapping):
+        raise InputError(f"{where} must be a table such as [section] with keys, got {value!r}.")
+    return value
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A non-empty list of strings (the groups "test"/"extra"/"all" are resolved by the caller)."""
+    if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
+        raise InputError(f"{where} must be a non-empty list of name strings, got {value!r}.")
+    return value
+
+
+def _non_negative(value: Any, where: str) -> int:
+    value = _typed(value, int, where)
+    if value < 0:
+        raise InputError(f"{where} must be 0 (off) or a positive integer, got {value}.")
+    return value
+
+
 def _typed(value: Any, typ: type | tuple[type, ...], where: str) -> Any:
     if isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,)):
         raise InputError(f"{where} must be a number, got {value!r}.")
@@ -130,13 +151,15 @@ def _typed(value: Any, typ: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-def _parse_corruptions(table: Mapping[str, Any], where: str) -> list[Item]:
+def _parse_corruptions(table: Any, where: str) -> list[Item]:
+    table = _table(table, f"{where}: [corruptions]")
     _check_keys(table, _CORRUPTION_KEYS, f"{where} [corruptions]")
     names = table.get("names", "test")
     if isinstance(names, str):
         if names not in CORRUPTION_GROUPS:
             raise InputError(f"{where}: corruptions.names must be a list or one of {', '.join(CORRUPTION_GROUPS)}.")
         names = CORRUPTION_GROUPS[names]()
+    names = _names(names, f"{where}: corruptions.names")
     severities = table.get("severities", list(SEVERITIES))
     if not isinstance(severities, list) or not severities:
         raise InputError(f"{where}: corruptions.severities must be a non-empty list of integers 1..5.")
@@ -162,9 +185,10 @@ def _item_limit(table: Mapping[str, Any], section: str, where: str) -> int:
     return limit
 
 
-def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
+def _parse_perturbations(table: Any, where: str) -> list[Item]:
     from robench.perturbations import PERTURBATIONS, TEST_PERTURBATIONS, VALIDATION_PERTURBATIONS
 
+    table = _table(table, f"{where}: [perturbations]")
     _check_keys(table, _PERTURBATION_KEYS, f"{where} [perturbations]")
     groups = {"test": TEST_PERTURBATIONS, "extra": VALIDATION_PERTURBATIONS,
               "all": TEST_PERTURBATIONS + VALIDATION_PERTURBATIONS}
@@ -173,6 +197,7 @@ def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
         if names not in groups:
             raise InputError(f"{where}: perturbations.names must be a list or one of {', '.join(groups)}.")
         names = list(groups[names])
+    names = _names(names, f"{where}: perturbations.names")
     difficulties = table.get("difficulties", [1])
     if not isinstance(difficulties, list) or not difficulties or any(
         isinstance(d, bool) or not isinstance(d, int) or d not in (1, 2, 3) for d in difficulties
@@ -180,7 +205,7 @@ def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
         raise InputError(f"{where}: perturbations.difficulties must be a non-empty list of 1, 2, 3.")
     settings: dict[str, Any] = {}
     if "crop" in table:
-        settings["crop"] = int(_typed(table["crop"], int, f"{where}: perturbations.crop"))
+        settings["crop"] = _non_negative(table["crop"], f"{where}: perturbations.crop")
     if "limit" in table:
         settings["limit"] = _item_limit(table, "perturbations", where)
     items = []
@@ -193,10 +218,11 @@ def _parse_perturbations(table: Mapping[str, Any], where: str) -> list[Item]:
     return items
 
 
-def _parse_attacks(table: Mapping[str, Any], where: str) -> list[Item]:
+def _parse_attacks(table: Any, where: str) -> list[Item]:
     """One item per attack; its levels index the eps list (level k = k-th eps, 1-based)."""
     from robench.attacks import ATTACKS, Norm, parse_eps
 
+    table = _table(table, f"{where}: [attacks]")
     _check_keys(table, _ATTACK_KEYS, f"{where} [attacks]")
     try:
         norm = Norm(table.get("norm", "linf"))
@@ -209,10 +235,16 @@ def _parse_attacks(table: Mapping[str, Any], where: str) -> list[Item]:
         eps = [parse_eps(e) for e in eps_text]
     except InputError as e:
         raise InputError(f"{where}: {e}") from None
-    names = table.get("names")
-    if not isinstance(names, list) or not names:
-        raise InputError(f"{where}: attacks.names must be a non-empty list of attack names.")
-    all_settings = table.get("settings", {})
+    if norm is Norm.LINF and any(e > 1 for e in eps):
+        big = next(t for t, e in zip(eps_text, eps) if e > 1)
+        raise InputError(
+            f"{where}: attacks.eps {big!r} exceeds 1, the whole [0, 1] pixel range, in the linf norm; "
+            f"write it as a fraction such as \"{big}/255\"."
+        )
+    names = _names(table.get("names"), f"{where}: attacks.names")
+    all_settings = _table(table.get("settings", {}), f"{where}: [attacks.settings]")
+    for name, overrides in all_settings.items():
+        _table(overrides, f"{where}: [attacks.settings.{name}]")
     unknown = sorted(set(all_settings) - set(names))
     if unknown:
         raise InputError(f"{where}: [attacks.settings] names attacks not in attacks.names: {', '.join(unknown)}.")
@@ -241,18 +273,23 @@ def _parse_attacks(table: Mapping[str, Any], where: str) -> list[Item]:
     return items
 
 
-def _parse_baseline(table: Mapping[str, Any], where: str) -> Baseline:
+def _parse_baseline(table: Any, where: str) -> Baseline:
+    table = _table(table, f"{where}: [baseline]")
     _check_keys(table, _BASELINE_KEYS, f"{where} [baseline]")
     errors = {}
-    for name, values in table.get("errors", {}).items():
+    for name, values in _table(table.get("errors", {}), f"{where}: baseline.errors").items():
+        try:
+            CORRUPTIONS.get(name)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{where}: baseline.errors: {e}") from None
         if not isinstance(values, list) or len(values) != len(SEVERITIES) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in values
         ):
             raise InputError(f"{where}: baseline.errors.{name} must be five error fractions in [0, 1].")
         errors[name] = tuple(float(v) for v in values)
     clean = table.get("clean_error")
-    if clean is not None:
-        _typed(clean, (int, float), f"{where}: baseline.clean_error")
+    if clean is not None and not 0 <= _typed(clean, (int, float), f"{where}: baseline.clean_error") <= 1:
+        raise InputError(f"{where}: baseline.clean_error must be an error fraction in [0, 1], got {clean!r}.")
     return Baseline(str(table.get("name", "baseline")), None if clean is None else float(clean), errors)
 
 
@@ -266,21 +303,21 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
     where = f"suite {source}"
     _check_keys(data, _TOP_KEYS, where)
     param_set = data.get("param_set", "imagenet")
-    if param_set not in PARAM_SETS:
+    if not isinstance(param_set, str) or param_set not in PARAM_SETS:
         raise UnknownNameError(f"{where}: unknown param_set {param_set!r}; use one of {', '.join(PARAM_SETS)}.")
-    protocol_table = data.get("protocol", {})
+    protocol_table = _table(data.get("protocol", {}), f"{where}: [protocol]")
     _check_keys(protocol_table, _PROTOCOL_KEYS, f"{where} [protocol]")
     protocol = Protocol(
         quantize=bool(_typed(protocol_table.get("quantize", True), bool, f"{where}: protocol.quantize")),
         jpeg_quality=int(_typed(protocol_table.get("jpeg_quality", 0), int, f"{where}: protocol.jpeg_quality")),
-        resize=int(_typed(protocol_table.get("resize", 0), int, f"{where}: protocol.resize")),
-        crop=int(_typed(protocol_table.get("crop", 0), int, f"{where}: protocol.crop")),
+        resize=_non_negative(protocol_table.get("resize", 0), f"{where}: protocol.resize"),
+        crop=_non_negative(protocol_table.get("crop", 0), f"{where}: protocol.crop"),
     )
     if not 0 <= protocol.jpeg_quality <= 100:
         raise InputError(f"{where}: protocol.jpeg_quality must be 0 (off) or 1..100.")
     items: list[Item] = []
     if "clean" in data:
-        _check_keys(data["clean"], set(), f"{where} [clean]")
+        _check_keys(_table(data["clean"], f"{where}: [clean]"), set(), f"{where} [clean]")
         items.append(Item("clean", "clean", (0,)))
     if "corruptions" in data:
         items.extend(_parse_corruptions(data["corruptions"], where))

@@ -14,7 +14,6 @@ import logging
 import pickle
 import re
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 
 from robench._registry import Registry
 from robench.errors import CheckpointError, InputError, MissingFileError
@@ -215,11 +214,19 @@ def _first_line(e: BaseException) -> str:
 
 
 def _refusal(path: Path, e: pickle.UnpicklingError) -> CheckpointError:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-    what = f"the Python object {found[1]}" if found else "Python objects other than tensors"
+    """The safe unpickler stopped: at a global (a pickle of Python objects) or at an opcode it does not accept."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if found:
+        return CheckpointError(
+            f"Refusing to load {path}: it references the Python object {found[1]}, and unpickling it could run code. "
+            "Re-save the weights as a state_dict (torch.save(model.state_dict(), …)) or as safetensors."
+        )
+    opcode = re.search(r"Unsupported operand[^\n]*", str(e))
     return CheckpointError(
-        f"Refusing to load {path}: it references {what}, and unpickling it could run code. "
-        "Re-save the weights as a state_dict (torch.save(model.state_dict(), …)) or as safetensors."
+        f"Refusing to load {path}: it is not a tensor-only PyTorch checkpoint"
+        f"{f' ({opcode[0].strip()})' if opcode else ''}; it may be a pickle of Python objects, which could run code, "
+        "or not a checkpoint at all. Re-save the weights as a state_dict (torch.save(model.state_dict(), …)) "
+        "or as safetensors."
     )
 
 
@@ -242,7 +249,7 @@ def read_raw(path: Path | str) -> RawCheckpoint:
             with safe_open(str(path), framework="pt") as f:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (not a dict)
                 return RawCheckpoint(path, "safetensors", tensors, dict(f.metadata() or {}))
-        except (SafetensorError, OSError, ValueError) as e:
+        except Exception as e:  # reading runs no code: any failure (SafetensorError, OSError, …) means damage
             raise CheckpointError(f"{path} is not a readable safetensors file ({_first_line(e)}).") from None
     try:
         with torch.serialization.safe_globals(_NUMPY_SAFE), warnings.catch_warnings():
@@ -250,7 +257,7 @@ def read_raw(path: Path | str) -> RawCheckpoint:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise _refusal(path, e) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError) as e:
+    except Exception as e:  # the safe unpickler runs no code: any failure means a damaged file
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({_first_line(e)}); it may be truncated — download it again."
         ) from None

@@ -15,7 +15,7 @@ from torch import nn
 from robench.errors import CheckpointError, InputError, MissingFileError, UnknownNameError
 from robench.models.archs import ARCHS, create_model
 from robench.models.cards import ModelCard, read_card, zoo
-from robench.models.checkpoints import Checkpoint, compare_keys, read_checkpoint
+from robench.models.checkpoints import Checkpoint, _preview, compare_keys, read_checkpoint
 from robench.models.download import fetch_weights, sha256_file, verify
 from robench.models.pooling import POOLINGS
 from robench.models.wrap import Normalized
@@ -83,7 +83,7 @@ def infer_architecture(
         nc = num_classes or _num_classes(ckpt.state_dict, a)
         if nc is None:
             continue
-        for p in pools:
+        for p in (p for p in pools if ARCHS.get(a).supports(p)):
             report = compare_keys(ckpt.state_dict, expected_shapes(a, p, nc))
             (fits if report.ok else near).append((report.size, a, p, nc, report))
     if len(fits) == 1:
@@ -108,7 +108,8 @@ def build_from_checkpoint(ckpt: Checkpoint, arch: str, pool: str, num_classes: i
     """Create the network and load ``ckpt`` into it, all keys and shapes checked.
 
     Raises:
-        CheckpointError: Missing, unexpected or mis-shaped keys (first few of each, with counts).
+        CheckpointError: Missing, unexpected or mis-shaped keys (first few of each, with counts), or NaN/inf
+            values.
     """
     model = create_model(arch, pool, num_classes)
     own = model.state_dict()
@@ -117,6 +118,12 @@ def build_from_checkpoint(ckpt: Checkpoint, arch: str, pool: str, num_classes: i
         raise CheckpointError(
             f"{ckpt.path} ({ckpt.format} format) does not fit {arch}/{pool} with {num_classes} classes: "
             f"{report.describe()}. Check --arch/--pool (or the model card)."
+        )
+    bad = [k for k, v in ckpt.state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{ckpt.path} holds NaN/inf values in {len(bad)} tensor(s): {_preview(bad)}; the weights are damaged "
+            "(a diverged training run?). Use another checkpoint."
         )
     state = dict(ckpt.state_dict)
     for key, value in own.items():  # BN counters absent from old files
@@ -144,6 +151,8 @@ def _locate(ckpt: str | Path, zoo_folder: Path | None) -> tuple[ModelCard | None
     if name in cards:
         card = cards.get(name)
         return card, card.path or path
+    if path.is_dir():
+        raise InputError(f"Checkpoint {path} is a folder; pass the weights file inside it.")
     if path.suffix in CHECKPOINT_SUFFIXES or len(path.parts) > 1:
         raise MissingFileError(
             f"Checkpoint {ckpt} not found; pass an existing file or a zoo name (`robench list models`)."

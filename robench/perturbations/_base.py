@@ -172,7 +172,12 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """torchvision ``CenterCrop(size)`` of an ``…×H×W`` tensor (offsets ``round((H − size)/2)``)."""
     h, w = x.shape[-2:]
     if size > h or size > w:
-        raise InputError(f"Cannot centre-crop {size}×{size} from a {h}×{w} image; pass crop=None.")
+        raise InputError(
+            f"Cannot centre-crop {size}×{size} from a {h}×{w} image; use a crop of at most {min(h, w)} "
+            "(suite key perturbations.crop) or none."
+        )
+    if size < 1:
+        raise InputError(f"Crop size must be a positive integer, got {size}; use None (suite: 0) for no crop.")
     top = round((h - size) / 2.0)
     left = round((w - size) / 2.0)
     return x[..., top : top + size, left : left + size]
