@@ -49,6 +49,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
+        close += [k for k in self._items if k.startswith(name) and k not in close][:2]  # "pgd" → "pgd-linf"
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         return (
             f"Unknown {self.kind} {name!r}.{hint} "

@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("robench: interrupted; finished cells are kept in the store.", err=True)
         return 130
+    except OSError as e:  # disk full, read-only or vanished output while writing files
+        where = e.filename or "a file"
+        click.echo(f"robench: error: cannot write {where} ({e.strerror or e}); free disk space or choose a writable "
+                   "--out. Finished cells are kept in the store.", err=True)
+        return 2
     return 0
 
 

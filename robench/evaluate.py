@@ -209,6 +209,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     """
     if cfg.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}.")
+    if cfg.workers < 0:
+        raise InputError(f"--workers must be 0 (load in this process) or more, got {cfg.workers}.")
     if cfg.amp is not None and cfg.amp not in AMP_DTYPES:
         raise InputError(f"--amp {cfg.amp!r} is not supported; use one of {', '.join(AMP_DTYPES)} or leave it out.")
     suite = load_suite(cfg.suite)

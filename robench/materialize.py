@@ -65,7 +65,8 @@ def _save(img: np.ndarray, path: Path, jpeg: bool) -> None:
 def materialize(cfg: CorruptConfig) -> dict[str, int]:
     """Write every requested (corruption, severity) of ``cfg.data``; returns written / skipped counts."""
     if not cfg.data.is_dir():
-        raise MissingFileError(f"Image folder {cfg.data} does not exist; pass --data DIR (DIR/<class>/<images>).")
+        what = "is not a folder" if cfg.data.exists() else "does not exist"
+        raise MissingFileError(f"Image folder {cfg.data} {what}; pass --data DIR (DIR/<class>/<images>).")
     names = list(cfg.corruptions) or [n for n, c in CORRUPTIONS.items() if c.test]
     for n in names:
         CORRUPTIONS.get(n)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from robench.errors import InputError
 from robench.report.tables import leaderboard, load_results
 from robench.store import Store
 
@@ -49,6 +51,8 @@ def write_reports(
     ``baseline`` names the stored model that normalises FP / T5D into mFR / mT5D.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"Report folder {out} is an existing file; choose a folder for --out.")
     out.mkdir(parents=True, exist_ok=True)
     with Store(store, readonly=True) as st:
         boards = {kind: leaderboard(st, kind, baseline=baseline) for kind in REPORT_TABLES}
@@ -56,8 +60,11 @@ def write_reports(
     written = []
 
     def emit(name: str, text: str) -> None:
+        # Write then rename, so a run killed here never leaves a half-written table behind.
         path = out / name
-        path.write_text(text, encoding="utf-8")
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
         written.append(path)
 
     emit("leaderboard.md", to_markdown(boards["overall"]))

@@ -8,6 +8,7 @@ Table kinds (overall, paired, corruptions, severities, cells) are registered in
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,12 +22,21 @@ from robench.metrics.corruption import corruption_error, relative_corruption_err
 from robench.store import Store
 from robench.suites import Baseline
 
+log = logging.getLogger(__name__)
+
 RESULT_COLUMNS = ["model", "arch", "pooling", "suite", "kind", "item", "level", "n",
                   "top1_errors", "top5_errors", "err", "err5"]
 
 
 def _open(store: str | Path | Store) -> tuple[Store, bool]:
     return (store, False) if isinstance(store, Store) else (Store(store, readonly=True), True)
+
+
+def _in_suite(definition: Mapping[str, Any] | None, kind: str, item: str, level: int) -> bool:
+    """Whether a stored cell is part of its suite's latest recorded definition."""
+    if not definition or "items" not in definition:
+        return True
+    return any(k == kind and i == item and level in levels for k, i, levels in definition["items"])
 
 
 def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.DataFrame:
@@ -46,8 +56,12 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
         models = st.models()
         suites = st.suites()
         rows = []
+        dropped = 0
         for rec in st.cells():
             k = rec.key
+            if not _in_suite(suites.get(k.suite), k.kind, k.item, k.level):
+                dropped += 1
+                continue
             m = models.get(k.model)
             row: dict[str, Any] = {
                 "model": k.model, "arch": m.arch if m else "", "pooling": m.pooling if m else "",
@@ -63,6 +77,9 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
     finally:
         if owned:
             st.close()
+    if dropped:
+        log.warning("%d stored cells belong to items no longer in their suite; they are left out of the reports "
+                    "(rerun with --fresh or another --out to drop them)", dropped)
     df = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS[:8])
     if "top1_errors" in df.columns:
         df["err"] = 100.0 * df["top1_errors"] / df["n"]
