@@ -27,7 +27,7 @@ Unknown keys are rejected with the valid ones named, so a typo never silently ch
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,21 @@ def _names(value: Any, where: str) -> list[str]:
     return value
 
 
+def _section_names(value: Any, groups: Mapping[str, Sequence[str]], registry: Registry[Any], where: str) -> list[str]:
+    """A section's ``names``: a group name ("test", "extra", "all") or a list of registered names."""
+    if isinstance(value, str):
+        if value not in groups:
+            raise InputError(f"{where} must be a list or one of {', '.join(groups)}.")
+        value = list(groups[value])
+    names = _names(value, where)
+    for name in names:
+        try:
+            registry.get(name)
+        except UnknownNameError as e:
+            raise UnknownNameError(f"{where}: {e}") from None
+    return names
+
+
 def _non_negative(value: Any, where: str) -> int:
     value = _typed(value, int, where)
     if value < 0:
@@ -154,27 +169,16 @@ def _typed(value: Any, typ: type | tuple[type, ...], where: str) -> Any:
 def _parse_corruptions(table: Any, where: str) -> list[Item]:
     table = _table(table, f"{where}: [corruptions]")
     _check_keys(table, _CORRUPTION_KEYS, f"{where} [corruptions]")
-    names = table.get("names", "test")
-    if isinstance(names, str):
-        if names not in CORRUPTION_GROUPS:
-            raise InputError(f"{where}: corruptions.names must be a list or one of {', '.join(CORRUPTION_GROUPS)}.")
-        names = CORRUPTION_GROUPS[names]()
-    names = _names(names, f"{where}: corruptions.names")
     severities = table.get("severities", list(SEVERITIES))
     if not isinstance(severities, list) or not severities:
         raise InputError(f"{where}: corruptions.severities must be a non-empty list of integers 1..5.")
     for s in severities:
         if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
             raise InputError(f"{where}: severity {s!r} is out of range; use integers from 1 to 5.")
+    groups = {g: make() for g, make in CORRUPTION_GROUPS.items()}
+    names = _section_names(table.get("names", "test"), groups, CORRUPTIONS, f"{where}: corruptions.names")
     settings = {"limit": _item_limit(table, "corruptions", where)} if "limit" in table else {}
-    items = []
-    for n in names:
-        try:
-            CORRUPTIONS.get(n)
-        except UnknownNameError as e:
-            raise UnknownNameError(f"{where}: {e}") from None
-        items.append(Item("corruption", n, tuple(sorted(set(severities))), settings))
-    return items
+    return [Item("corruption", n, tuple(sorted(set(severities))), settings) for n in names]
 
 
 def _item_limit(table: Mapping[str, Any], section: str, where: str) -> int:
@@ -192,12 +196,7 @@ def _parse_perturbations(table: Any, where: str) -> list[Item]:
     _check_keys(table, _PERTURBATION_KEYS, f"{where} [perturbations]")
     groups = {"test": TEST_PERTURBATIONS, "extra": VALIDATION_PERTURBATIONS,
               "all": TEST_PERTURBATIONS + VALIDATION_PERTURBATIONS}
-    names = table.get("names", "test")
-    if isinstance(names, str):
-        if names not in groups:
-            raise InputError(f"{where}: perturbations.names must be a list or one of {', '.join(groups)}.")
-        names = list(groups[names])
-    names = _names(names, f"{where}: perturbations.names")
+    names = _section_names(table.get("names", "test"), groups, PERTURBATIONS, f"{where}: perturbations.names")
     difficulties = table.get("difficulties", [1])
     if not isinstance(difficulties, list) or not difficulties or any(
         isinstance(d, bool) or not isinstance(d, int) or d not in (1, 2, 3) for d in difficulties
@@ -208,14 +207,7 @@ def _parse_perturbations(table: Any, where: str) -> list[Item]:
         settings["crop"] = _non_negative(table["crop"], f"{where}: perturbations.crop")
     if "limit" in table:
         settings["limit"] = _item_limit(table, "perturbations", where)
-    items = []
-    for n in names:
-        try:
-            PERTURBATIONS.get(n)
-        except UnknownNameError as e:
-            raise UnknownNameError(f"{where}: {e}") from None
-        items.append(Item("perturbation", n, tuple(sorted(set(difficulties))), settings))
-    return items
+    return [Item("perturbation", n, tuple(sorted(set(difficulties))), settings) for n in names]
 
 
 def _parse_attacks(table: Any, where: str) -> list[Item]:

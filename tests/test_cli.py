@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from robench.models import list_cards
+from tests._helpers import cell_count
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -62,17 +63,6 @@ def test_clean_error_matches_the_cards_reported_accuracy(tmp_path):
         assert row.clean_err < 10  # the demo models reach >= 90 % accuracy
 
 
-def _cells(store: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_sigkill_then_rerun_gives_the_uninterrupted_leaderboard(tmp_path):
     args = ["eval", "--limit", "120", "--batch-size", "50"]
     robench(*args, "--out", str(tmp_path / "ref"), check=True)
@@ -82,11 +72,11 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_leaderboard(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "robench", *args, "--out", str(out)], env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
-        while proc.poll() is None and _cells(store) < target and time.time() < deadline:
+        while proc.poll() is None and cell_count(store) < target and time.time() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    before = _cells(store)
+    before = cell_count(store)
     rerun = robench(*args, "--out", str(out), check=True)
     assert f"{before} cells finished earlier and reused" in rerun.stderr
     assert (out / "leaderboard.csv").read_bytes() == (tmp_path / "ref" / "leaderboard.csv").read_bytes()

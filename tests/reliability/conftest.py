@@ -117,18 +117,6 @@ def snapshot(store: Path) -> Snapshot:
     return Snapshot(tuple(cells), models, suites)
 
 
-def cell_count(store: Path) -> int:
-    """Cells visible to a reader right now (0 while the store does not exist yet)."""
-    try:
-        con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 @dataclass(frozen=True)
 class Reference:
     """The uninterrupted run: its store and tables, and how long it worked after taking the store lock."""

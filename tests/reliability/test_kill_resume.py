@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from tests._helpers import cell_count
 from tests.reliability import _hooks
 from tests.reliability.conftest import (
     ENV,
     SUITE_CELLS,
     Reference,
-    cell_count,
     copy_store,
     robench,
     snapshot,
