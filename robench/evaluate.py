@@ -10,7 +10,7 @@ import logging
 import os
 import platform
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,14 +90,9 @@ class EvalSummary:
 
 
 def _card_dict(model: ModelLike) -> dict[str, Any]:
+    """The model card as plain data for the store (``{}`` for a bare checkpoint)."""
     card = getattr(model, "card", None)
-    if card is None:
-        return {}
-    if hasattr(card, "to_dict"):
-        return card.to_dict()
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(card) if is_dataclass(card) else dict(card)
+    return {} if card is None else card.to_dict()
 
 
 def suite_definition(suite: Suite) -> dict[str, Any]:
@@ -361,6 +356,4 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
 
 
 def _with_seed(suite: Suite, seed: int) -> Suite:
-    from dataclasses import replace
-
     return replace(suite, seed=seed)
