@@ -40,7 +40,7 @@ class Batch:
 
 class CellKind(Protocol):
     def inputs(self, item: Item, level: int, suite: Suite) -> dict[str, Any]:
-        """Everything besides model and data that determines the cell's images (for resume checks)."""
+        """What besides model, data, item settings and level determines the cell's images (resume checks)."""
         ...
 
     def evaluate(
@@ -100,8 +100,7 @@ class CorruptionKind:
     """A corruption at one severity, then the suite protocol (quantise, JPEG)."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key(),
-                "limit": item.settings.get("limit")}
+        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key()}
 
     def evaluate(self, models, batch, item, level, suite):
         if batch.released:
@@ -115,8 +114,7 @@ class PerturbationKind:
     """An ImageNet-P sequence per image; level = difficulty. Videos are never split across batches."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "param_set": suite.param_set, "crop": item.settings.get("crop", 0),
-                "limit": item.settings.get("limit")}
+        return {"seed": suite.seed, "param_set": suite.param_set}
 
     def evaluate(self, models, batch, item, level, suite):
         from robench.metrics.perturbation import PerturbationCounts, ranked_classes
@@ -147,7 +145,7 @@ class AttackKind:
     so the per-image worst case over attacks can be formed from the store."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "limit": item.settings.get("limit")}
+        return {"seed": suite.seed}
 
     def evaluate(self, models, batch, item, level, suite):
         from robench.attacks import ATTACKS, AttackStats
