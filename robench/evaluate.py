@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import os
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 import robench
 from robench._dist import DistContext
 from robench._progress import progress
-from robench.data.sources import TensorSource, open_dataset
+from robench.data.batches import iter_batches
+from robench.data.sources import open_dataset
 from robench.errors import InputError
 from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
@@ -129,44 +129,6 @@ def cell_config(
         "on_bad_image": cfg.on_bad_image,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _keep_list(samples: list) -> list:
-    """DataLoader collate that keeps the samples: images may differ in size, or be skipped (None)."""
-    return samples
-
-
-def _batches(
-    ds: Dataset, indices: list[int], batch_size: int, workers: int, pin_memory: bool = False
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int], int]]:
-    """``(uint8 images, labels, dataset indices, skipped)`` in index order.
-
-    Images of different sizes (e.g. ImageNet-P's uncropped 256-px images) are yielded as separate
-    same-size groups; unreadable images skipped under ``--on-bad-image skip`` arrive as ``None`` and
-    are only counted.
-    """
-    if isinstance(ds, TensorSource):
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            x, y = ds.batch(chunk)
-            yield x, y, chunk, 0
-        return
-    loader = DataLoader(Subset(ds, indices), batch_size=batch_size, num_workers=workers, shuffle=False,
-                        collate_fn=_keep_list)
-    start = 0
-    for samples in loader:
-        chunk = indices[start : start + len(samples)]
-        start += len(samples)
-        kept = [(img, label, i) for (img, label), i in zip(samples, chunk) if img is not None]
-        skipped = len(samples) - len(kept)
-        if not kept:
-            yield torch.empty(0), torch.empty(0, dtype=torch.int64), [], skipped
-        for _, group in itertools.groupby(kept, key=lambda s: tuple(s[0].shape)):
-            group = list(group)
-            x = torch.stack([g[0] for g in group])
-            yield (x.pin_memory() if pin_memory else x), torch.tensor([g[1] for g in group]), [g[2] for g in group], \
-                skipped
-            skipped = 0
 
 
 def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: str, world: int) -> dict[str, Any]:
@@ -285,7 +247,7 @@ def _run_cell(
     source = ds if view is None else view(item, level)
     totals: list[Counts | None] = [None] * len(nets)
     skipped = 0
-    for x, y, chunk, bad in _batches(source, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
+    for x, y, chunk, bad in iter_batches(source, indices, cfg.batch_size, cfg.workers, device.type == "cuda"):
         skipped += bad
         bar.update(len(chunk) + bad)
         if not chunk:

@@ -10,19 +10,18 @@ killed run leaves no half-written image, and a rerun skips the files that exist.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Subset
 
 from robench._progress import progress
 from robench._rng import SampleRNG
 from robench.corruptions import CORRUPTIONS, SEVERITIES, quantize_uint8
 from robench.corruptions._base import check_severity
+from robench.data.batches import iter_batches
 from robench.data.sources import ImageFolderSource
 from robench.errors import InputError, MissingFileError
 from robench.suites import Protocol
@@ -85,7 +84,7 @@ def materialize(cfg: CorruptConfig) -> dict[str, int]:
             counts["skipped"] += len(rels) - len(todo)
             bar.update(len(rels) - len(todo))
             bar.set_postfix_str(f"{corruption} {severity}")
-            for x, chunk in _batches(ds, todo, cfg.batch_size, cfg.workers):
+            for x, _, chunk, _ in iter_batches(ds, todo, cfg.batch_size, cfg.workers):
                 rng = SampleRNG(chunk, seed=cfg.seed, key=f"{cfg.param_set}/{corruption}/{severity}")
                 y = CORRUPTIONS.get(corruption)(x.float().div_(255.0), severity, rng=rng, param_set=cfg.param_set)
                 u8 = (quantize_uint8(y) * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -95,10 +94,3 @@ def materialize(cfg: CorruptConfig) -> dict[str, int]:
                 bar.update(len(chunk))
     return counts
 
-
-def _batches(ds: ImageFolderSource, indices: Sequence[int], batch_size: int, workers: int):
-    loader = DataLoader(Subset(ds, list(indices)), batch_size=batch_size, num_workers=workers, shuffle=False)
-    start = 0
-    for x, _ in loader:
-        yield x, list(indices[start : start + len(x)])
-        start += len(x)
