@@ -74,7 +74,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     imgs = photos(args.batch, args.size)
-    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0).to(args.device)
+    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0).contiguous().to(args.device)  # as a loader gives
     names = args.only.split(",") if args.only else ic.get_corruption_names("all")
 
     print(f"{'corruption':<18}{'robench ms/img':>15}{'imagecorr. ms/img':>19}{'ratio':>8}")

@@ -171,22 +171,33 @@ def test_fog_map_size_per_param_set() -> None:
     assert {ps: t[0][2] for ps, t in weather.FOG.items()} == {"imagenet": 256, "tinyimagenet": 64, "cifar": 32}
 
 
-def test_plasma_matches_original_with_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
-    ic = load_imagecorruptions()
+@pytest.mark.parametrize(("mapsize", "decay", "dtype", "atol"), [
+    (32, 2.0, torch.float64, 1e-12), (256, 1.7, torch.float64, 1e-12), (64, 3.0, torch.float64, 1e-12),
+    (256, 2.0, torch.float32, 2e-6), (32, 1.5, torch.float32, 2e-6)])
+def test_plasma_matches_original_with_same_draws(
+    monkeypatch: pytest.MonkeyPatch, mapsize: int, decay: float, dtype: torch.dtype, atol: float,
+) -> None:
+    load_imagecorruptions()
     corr = __import__("sys").modules["imagecorruptions.corruptions"]
-    del ic
-    rng = SampleRNG([0], seed=5, key="plasma")
-    ours = _plasma.plasma_fractal(rng, 32, 2.0)[0].numpy()
-    rng = SampleRNG([0], seed=5, key="plasma")
-    draws = iter([])
+    ours = _plasma.plasma_fractal(SampleRNG([0], seed=5, key="plasma"), mapsize, decay, dtype=dtype)[0]
+    assert ours.dtype == dtype
+    # Feed the original's np.random.uniform calls, in order, from the single draw robench makes.
+    noise = SampleRNG([0], seed=5, key="plasma").uniform(
+        (_plasma.noise_count(mapsize),), low=-1.0, high=1.0, dtype=dtype)[0].double().numpy()
+    used = 0
 
     def uniform(low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
-        return rng.uniform(shape, low=low, high=high, dtype=torch.float64)[0].numpy()
+        nonlocal used
+        assert low == -high
+        size = int(np.prod(shape))
+        out = high * noise[used : used + size].reshape(shape)
+        used += size
+        return out
 
     monkeypatch.setattr(corr.np.random, "uniform", uniform)
-    ref = corr.plasma_fractal(mapsize=32, wibbledecay=2.0)
-    del draws
-    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    ref = corr.plasma_fractal(mapsize=mapsize, wibbledecay=decay)
+    assert used == noise.size  # the original consumed exactly the draws robench made
+    np.testing.assert_allclose(ours.double().numpy(), ref, atol=atol)
 
 
 @pytest.mark.parametrize(("param_set", "scale", "side"), [("cifar", 0.2, 32), ("tinyimagenet", 0.3, 64),
@@ -310,17 +321,32 @@ def test_spatter_without_drops_leaves_the_image() -> None:
     assert torch.isfinite(C.corrupt(x, "spatter", 1, param_set="imagenet")).all()
 
 
-def test_jpeg_roundtrip_equals_pillow() -> None:
+@pytest.mark.parametrize("quality", [85, 25, 15, 7, 95])
+def test_jpeg_roundtrip_equals_pillow(quality: int) -> None:
     import io
 
     from PIL import Image
 
-    imgs = photos(32)[:3]
-    ours = C.jpeg_roundtrip(to_tensor(imgs), 85)
-    for k, im in enumerate(imgs):
+    def pillow(im: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
-        Image.fromarray(im).save(buf, format="JPEG", quality=85)
-        ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
-        np.testing.assert_array_equal(np.round(ours[k].permute(1, 2, 0).numpy() * 255).astype(np.uint8), ref)
-    grey = C.jpeg_roundtrip(to_tensor(imgs)[:, :1], 50)
-    assert grey.shape == (3, 1, 32, 32)
+        Image.fromarray(im).save(buf, format="JPEG", quality=quality)
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+
+    imgs = photos(224)[:4]
+    for x in (to_tensor(imgs), to_tensor(imgs).contiguous(), to_tensor(imgs).double()):
+        ours = C.jpeg_roundtrip(x, quality)
+        assert ours.dtype == x.dtype and ours.shape == x.shape
+        got = np.round(ours.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, np.stack([pillow(im) for im in imgs]))
+    grey = C.jpeg_roundtrip(to_tensor(imgs)[:, :1], quality)
+    assert grey.shape == (4, 1, 224, 224)
+    got = np.round(grey[:, 0].numpy() * 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, np.stack([pillow(np.ascontiguousarray(im[..., 0])) for im in imgs]))
+
+
+def test_jpeg_roundtrip_saturates_out_of_range_values() -> None:
+    x = torch.full((1, 3, 16, 16), 0.5)
+    x[0, :, :8] = -0.7  # |·| would turn these into bright pixels
+    x[0, :, 8:] = 1.6
+    y = C.jpeg_roundtrip(x, 95)
+    assert float(y[0, :, :8].max()) <= 2 / 255 and float(y[0, :, 8:].min()) >= 253 / 255

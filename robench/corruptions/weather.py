@@ -200,12 +200,10 @@ def fog(x: torch.Tensor, p: tuple[float, float, int], rng: SampleRNG) -> torch.T
     size = mapsize
     while size < max(h, w):
         size *= 2
-    # One map at a time: a 256² float64 map stays in cache, the batched version does not (same draws).
-    maps = [plasma_fractal(r, size, decay, device=x.device)[:, :h, :w] for r in rng.per_sample()]
-    plasma = torch.cat(maps)[:, None].to(x.dtype)
+    plasma = plasma_fractal(rng, size, decay, device=x.device)[:, None, :h, :w].to(x.dtype)
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     scale = peak / (peak + strength)
-    return torch.addcmul(x * scale, plasma, strength * scale)  # (x + s·plasma)·scale in two passes
+    return torch.mul(x, scale).addcmul_(plasma, strength * scale)  # (x + s·plasma)·scale, one new tensor
 
 
 # ---------------------------------------------------------------- brightness
