@@ -201,7 +201,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
             log.info(
                 "%s: %d cells finished earlier and reused, %d to compute%s%s",
                 suite.name, summary.reused, sum(len(p[2]) for p in plan),
-                f" ({summary.stale} stale: other data, seed or checkpoint)" if summary.stale else "",
+                f" ({summary.stale} stale: other data, seed, checkpoint, settings or robench revision)"
+                if summary.stale else "",
                 f" on {ctx.world} processes" if ctx.world > 1 else "",
             )
         # Ranks agree on the plan by position: (item index, level, model indices).
@@ -287,6 +288,7 @@ def _placed(
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp]).eval()
+        nets[m.name].robench_name = f"model {m.name}"  # named in errors such as NaN logits
     return nets
 
 

@@ -59,8 +59,9 @@ def logits_of(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
         logits = model(x).float()
     bad = ~torch.isfinite(logits).all(dim=1)
     if bad.any():
+        who = getattr(model, "robench_name", "the model")
         raise InputError(
-            f"{what}: the model produced NaN/inf logits for {int(bad.sum())} of {len(bad)} images; "
+            f"{what}: {who} produced NaN/inf logits for {int(bad.sum())} of {len(bad)} images; "
             "check the checkpoint (NaN weights?) and --amp. Finished cells are kept."
         )
     return logits
@@ -100,7 +101,8 @@ class CorruptionKind:
     """A corruption at one severity, then the suite protocol (quantise, JPEG)."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key()}
+        return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key(),
+                "revision": CORRUPTIONS.get(item.name).revision}
 
     def evaluate(self, models, batch, item, level, suite):
         if batch.released:

@@ -51,6 +51,19 @@ def test_changed_seed_or_limit_makes_cells_stale(tmp_path, fake_models):
     assert other_limit.computed == 2 * _levels()
 
 
+def test_new_corruption_revision_recomputes_only_its_cells(tmp_path, fake_models, monkeypatch):
+    import dataclasses
+
+    from robench.corruptions import CORRUPTIONS
+
+    _run(tmp_path, fake_models)
+    fog = CORRUPTIONS.get("fog")
+    monkeypatch.setitem(CORRUPTIONS._items, "fog", dataclasses.replace(fog, revision=fog.revision + 1))
+    again, _ = _run(tmp_path, fake_models)
+    fog_cells = 2 * sum(len(i.levels) for i in load_suite("demo").items if i.name == "fog")
+    assert fog_cells > 0 and again.stale == again.computed == fog_cells
+
+
 def test_leaderboard_equals_recomputation_from_results_csv(tmp_path, fake_models):
     _, out = _run(tmp_path, fake_models)
     cells = pd.read_csv(out / "results.csv")
@@ -82,7 +95,7 @@ class NaNNet(nn.Module):
 
 def test_nan_logits_are_an_error_and_finished_cells_are_kept(tmp_path, fake_models):
     bad = type(fake_models[0])("nan-model", "tiny", "gap", 10, "c" * 64, NaNNet())
-    with pytest.raises(InputError, match="NaN/inf logits"):
+    with pytest.raises(InputError, match="model nan-model produced NaN/inf logits"):
         _run(tmp_path, [bad])
     # the good models' cells of an earlier run stay untouched in the same store
     _run(tmp_path, fake_models)

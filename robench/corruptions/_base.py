@@ -49,6 +49,8 @@ class Corruption:
         fn: The batched implementation, ``fn(x, param, rng)``.
         params: Per parameter set, the five severities' parameters.
         test: True for the 15 test corruptions, False for the 4 validation ones.
+        revision: Bumped whenever the images produced for a given seed change (even to a
+            new realisation of the same distribution), so stored cells are recomputed.
     """
 
     name: str
@@ -56,6 +58,7 @@ class Corruption:
     fn: CorruptionFn
     params: Mapping[str, Sequence[Any]]
     test: bool = True
+    revision: int = 1
 
     def param(self, severity: int, param_set: str) -> Any:
         check_severity(severity)
@@ -81,7 +84,7 @@ CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 
 def register_corruption(
-    name: str, *, family: Family, params: Mapping[str, Sequence[Any]], test: bool = True
+    name: str, *, family: Family, params: Mapping[str, Sequence[Any]], test: bool = True, revision: int = 1,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
     """Decorator registering ``fn`` as corruption ``name`` with its parameter tables."""
     missing = [s for s in PARAM_SETS if s not in params or len(params[s]) != len(SEVERITIES)]
@@ -89,7 +92,7 @@ def register_corruption(
         raise ValueError(f"{name}: parameter tables need five severities for {missing}")
 
     def deco(fn: CorruptionFn) -> CorruptionFn:
-        CORRUPTIONS.add(name, Corruption(name, family, fn, dict(params), test))
+        CORRUPTIONS.add(name, Corruption(name, family, fn, dict(params), test, revision))
         return fn
 
     return deco

@@ -186,7 +186,7 @@ def frost(x: torch.Tensor, p: tuple[float, float, float], rng: SampleRNG) -> tor
 # ---------------------------------------------------------------- fog
 
 
-@register_corruption("fog", family=Family.WEATHER, params=FOG)
+@register_corruption("fog", family=Family.WEATHER, params=FOG, revision=2)  # 2: one noise draw per map
 def fog(x: torch.Tensor, p: tuple[float, float, int], rng: SampleRNG) -> torch.Tensor:
     """``(x + s·plasma) · m / (m + s)``, ``m`` the image's maximum over all channels.
 

@@ -155,7 +155,7 @@ def test_nan_logits_stop_the_run_and_are_never_averaged(cli, tmp_path, suite):
     state["fc.weight"] = torch.where(state["fc.weight"] >= 0, 3e38, -3e38)
     save_file(state, str(tmp_path / "huge.safetensors"))
     rc, err = run(cli, suite, out, "--ckpt", "demo-gap", "--ckpt", str(tmp_path / "huge.safetensors"))
-    assert_one_line_error(rc, err, "NaN/inf logits", "Finished cells are kept")
+    assert_one_line_error(rc, err, "model huge", "NaN/inf logits", "Finished cells are kept")
     after = snapshot(out / "results.sqlite")
     assert after.cells == before.cells  # no cell of the bad model, the good ones untouched
     rc, err = cli("leaderboard", "--store", str(out / "results.sqlite"), "--out", str(tmp_path / "board"))
