@@ -356,3 +356,6 @@ def test_jpeg_roundtrip_saturates_out_of_range_values() -> None:
     x[0, :, 8:] = 1.6
     y = C.jpeg_roundtrip(x, 95)
     assert float(y[0, :, :8].max()) <= 2 / 255 and float(y[0, :, 8:].min()) >= 253 / 255
+    assert C.jpeg_roundtrip(x[:0], 95).shape == (0, 3, 16, 16)
+    strided = torch.rand(2, 3, 40, 30, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(C.jpeg_roundtrip(strided[:, :, ::2], 90), C.jpeg_roundtrip(strided[:, :, ::2].contiguous(), 90))

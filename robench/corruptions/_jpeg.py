@@ -18,10 +18,10 @@ def _interleaved_uint8(x: torch.Tensor) -> np.ndarray:
     """
     n, c, h, w = x.shape
     out = np.empty((n, h, w, c), dtype=np.uint8)
-    planes = torch.empty(c, h, w, dtype=torch.float32)
-    for xi, oi in zip(x, out, strict=True):
-        torch.clamp(xi, 0.0, 1.0, out=planes)  # convertScaleAbs takes |·|: negatives must not reach it
-        levels = [cv2.convertScaleAbs(p, alpha=255.0) for p in planes.numpy()]
+    if float(x.amin()) < 0.0:  # convertScaleAbs takes |·| (it saturates above 255 by itself)
+        x = x.clamp_min(0.0)
+    for xi, oi in zip(x.numpy(), out, strict=True):
+        levels = [cv2.convertScaleAbs(p, alpha=255.0) for p in xi]
         cv2.merge(levels, oi) if c > 1 else np.copyto(oi[..., 0], levels[0])
     return out
 
@@ -57,7 +57,9 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
     check_image_batch(x)
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be in 1 … 100, got {quality}")
-    u8 = torch.from_numpy(_interleaved_uint8(x.detach().to('cpu', torch.float32)))
+    if x.shape[0] == 0:
+        return x.detach().clone()
+    u8 = torch.from_numpy(_interleaved_uint8(x.detach().to("cpu", torch.float32)))
     encoded = encode_jpeg([ui.permute(2, 0, 1) for ui in u8], quality=int(quality))  # views: no copies
     decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
     return _planar_float(decoded, x.dtype).to(x.device)
