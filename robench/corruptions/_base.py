@@ -51,6 +51,7 @@ class Corruption:
         test: True for the 15 test corruptions, False for the 4 validation ones.
         revision: Bumped whenever the images produced for a given seed change (even to a
             new realisation of the same distribution), so stored cells are recomputed.
+        in_range: ``fn`` already returns values in ``[0, 1]``, so the final clamp is skipped.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Corruption:
     params: Mapping[str, Sequence[Any]]
     test: bool = True
     revision: int = 1
+    in_range: bool = False
 
     def param(self, severity: int, param_set: str) -> Any:
         check_severity(severity)
@@ -77,7 +79,7 @@ class Corruption:
         if len(rng) != x.shape[0]:
             raise ValueError(f"{len(rng)} random streams for a batch of {x.shape[0]} images")
         out = self.fn(x, self.param(severity, param_set), rng)
-        return out.clamp_(0.0, 1.0)
+        return out if self.in_range else out.clamp_(0.0, 1.0)
 
 
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
@@ -85,6 +87,7 @@ CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 def register_corruption(
     name: str, *, family: Family, params: Mapping[str, Sequence[Any]], test: bool = True, revision: int = 1,
+    in_range: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
     """Decorator registering ``fn`` as corruption ``name`` with its parameter tables."""
     missing = [s for s in PARAM_SETS if s not in params or len(params[s]) != len(SEVERITIES)]
@@ -92,7 +95,7 @@ def register_corruption(
         raise ValueError(f"{name}: parameter tables need five severities for {missing}")
 
     def deco(fn: CorruptionFn) -> CorruptionFn:
-        CORRUPTIONS.add(name, Corruption(name, family, fn, dict(params), test, revision))
+        CORRUPTIONS.add(name, Corruption(name, family, fn, dict(params), test, revision, in_range))
         return fn
 
     return deco

@@ -13,15 +13,13 @@ from robench.corruptions._base import check_image_batch
 def _interleaved_uint8(x: torch.Tensor) -> np.ndarray:
     """``N×C×H×W`` float in ``[0, 1]`` → ``N×H×W×C`` uint8 (nearest level), libjpeg's layout.
 
-    Image by image, plane by plane through OpenCV's SIMD conversion and merge: torch's
-    float→uint8 and channel-last copies cost about as much as the JPEG codec itself.
+    Image by image, plane by plane through OpenCV's SIMD saturating conversion and merge:
+    torch's float→uint8 and channel-last copies cost about as much as the JPEG codec itself.
     """
     n, c, h, w = x.shape
     out = np.empty((n, h, w, c), dtype=np.uint8)
-    if float(x.amin()) < 0.0:  # convertScaleAbs takes |·| (it saturates above 255 by itself)
-        x = x.clamp_min(0.0)
     for xi, oi in zip(x.numpy(), out, strict=True):
-        levels = [cv2.convertScaleAbs(p, alpha=255.0) for p in xi]
+        levels = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in xi]  # saturating, nearest
         cv2.merge(levels, oi) if c > 1 else np.copyto(oi[..., 0], levels[0])
     return out
 
