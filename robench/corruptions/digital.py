@@ -263,7 +263,7 @@ def pixelate(x: torch.Tensor, factor: float, rng: SampleRNG) -> torch.Tensor:
 
 @register_corruption("jpeg_compression", family=Family.DIGITAL, params=JPEG_COMPRESSION, in_range=True)
 def jpeg_compression(x: torch.Tensor, quality: int, rng: SampleRNG) -> torch.Tensor:
-    """Pillow JPEG encode/decode at ``quality`` (:func:`~robench.corruptions._jpeg.jpeg_roundtrip`)."""
+    """JPEG encode/decode at ``quality``, pixel-identical to Pillow's (:func:`~robench.corruptions.jpeg_roundtrip`)."""
     return jpeg_roundtrip(x, quality)
 
 
