@@ -20,7 +20,7 @@ def _interleaved_uint8(x: torch.Tensor) -> np.ndarray:
     out = np.empty((n, h, w, c), dtype=np.uint8)
     for xi, oi in zip(x.numpy(), out, strict=True):
         levels = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in xi]  # saturating, nearest
-        cv2.merge(levels, oi) if c > 1 else np.copyto(oi[..., 0], levels[0])
+        cv2.merge(levels, oi)  # writes into oi, 1 channel included
     return out
 
 
