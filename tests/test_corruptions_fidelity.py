@@ -327,27 +327,46 @@ def test_spatter_without_drops_leaves_the_image() -> None:
     assert torch.isfinite(C.corrupt(x, "spatter", 1, param_set="imagenet")).all()
 
 
-@pytest.mark.parametrize("quality", [85, 25, 15, 7, 95])
-def test_jpeg_roundtrip_equals_pillow(quality: int) -> None:
+def pillow_jpeg(im: np.ndarray, quality: int) -> np.ndarray:
+    """Hendrycks' and imagecorruptions' JPEG step: Pillow's encoder and decoder with their defaults."""
     import io
 
     from PIL import Image
 
-    def pillow(im: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(im).save(buf, format="JPEG", quality=quality)
-        return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    buf = io.BytesIO()
+    Image.fromarray(im).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
 
+
+@pytest.mark.parametrize("quality", [85, 25, 15, 7, 95])
+def test_jpeg_roundtrip_equals_pillow(quality: int) -> None:
     imgs = photos(224)[:4]
     for x in (to_tensor(imgs), to_tensor(imgs).contiguous(), to_tensor(imgs).double()):
         ours = C.jpeg_roundtrip(x, quality)
         assert ours.dtype == x.dtype and ours.shape == x.shape
         got = np.round(ours.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-        np.testing.assert_array_equal(got, np.stack([pillow(im) for im in imgs]))
+        np.testing.assert_array_equal(got, np.stack([pillow_jpeg(im, quality) for im in imgs]))
     grey = C.jpeg_roundtrip(to_tensor(imgs)[:, :1], quality)
     assert grey.shape == (4, 1, 224, 224)
     got = np.round(grey[:, 0].numpy() * 255).astype(np.uint8)
-    np.testing.assert_array_equal(got, np.stack([pillow(np.ascontiguousarray(im[..., 0])) for im in imgs]))
+    np.testing.assert_array_equal(got, np.stack([pillow_jpeg(np.ascontiguousarray(im[..., 0]), quality)
+                                                 for im in imgs]))
+
+
+def test_jpeg_roundtrip_equals_pillow_at_every_quality() -> None:
+    # Every quantisation table (1 … 100, clamped to baseline below 25), on photos and on an
+    # odd-sized crop (partial 16×16 MCUs: chroma upsampling at the edges), RGB and greyscale.
+    batches = [photos(32)[:4], np.ascontiguousarray(photos(224)[4:6, 3:40, 5:58])]
+    batches += [np.ascontiguousarray(b[..., :1]) for b in batches]
+    differ = []
+    for quality in range(1, 101):
+        for imgs in batches:
+            got = C.jpeg_roundtrip(to_tensor(imgs), quality)
+            got = np.round(got.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+            want = np.stack([pillow_jpeg(im.squeeze(-1) if im.shape[-1] == 1 else im, quality) for im in imgs])
+            if not np.array_equal(got, want.reshape(got.shape)):
+                differ.append((quality, imgs.shape))
+    assert differ == []
 
 
 def test_jpeg_roundtrip_saturates_out_of_range_values() -> None:
