@@ -353,6 +353,7 @@ def test_jpeg_roundtrip_equals_pillow(quality: int) -> None:
                                                  for im in imgs]))
 
 
+@pytest.mark.filterwarnings("error")  # the codec is a maintained API: no deprecation, whoever raises it
 def test_jpeg_roundtrip_equals_pillow_at_every_quality() -> None:
     # Every quantisation table (1 … 100, clamped to baseline below 25), on photos and on an
     # odd-sized crop (partial 16×16 MCUs: chroma upsampling at the edges), RGB and greyscale.
