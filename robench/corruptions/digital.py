@@ -281,6 +281,66 @@ def _box_shrink_rows(x: torch.Tensor, seg: torch.Tensor, scale: torch.Tensor, ac
     return acc.mul_(scale.view(-1, 1)).add_(0.5).floor_()
 
 
+@functools.lru_cache(maxsize=256)
+def cv2_nearest_is_box(n_in: int, n_out: int) -> bool:
+    """Whether OpenCV's ``INTER_NEAREST_EXACT`` enlargement ``n_in → n_out`` picks the same
+    sample as Pillow's BOX enlargement for every output (checked on an index ramp)."""
+    import cv2
+
+    up = box_nearest(n_in, n_out)
+    ramp = np.arange(n_in, dtype=np.float32)[None, :]
+    got = cv2.resize(ramp, (n_out, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0]
+    return up is not None and bool((got == up.numpy()).all())
+
+
+def _pixelate_cpu(x: torch.Tensor, sh: int, sw: int, down_h: tuple, down_w: tuple, up_h: torch.Tensor,
+                  up_w: torch.Tensor) -> torch.Tensor:
+    """:func:`pixelate` on the CPU: planes in cache-sized chunks, OpenCV for the 8-bit
+    conversion (float32), the transposes and the enlargement, torch for the run sums."""
+    import cv2
+
+    n, c, h, w = x.shape
+    single = x.dtype == torch.float32
+    if single and float(x.min()) < 0.0:  # convertScaleAbs would mirror negative values (it saturates at 255)
+        x = x.clamp_min(0.0)
+    planes = x.reshape(n * c, h, w)
+    out = torch.empty(n * c, h, w, dtype=x.dtype)
+    k = max(1, min(n * c, (1 << 18) // (h * w)))  # ~1 MB of float32 planes per chunk
+
+    def buffer(*shape: int) -> tuple[torch.Tensor, np.ndarray]:
+        t = torch.empty(*shape, dtype=x.dtype)
+        return t, t.numpy()
+
+    (lv, lv_np), (lv_t, lv_t_np), (rows, rows_np), (rows_t, rows_t_np), (small, small_np), (wide, wide_np) = (
+        buffer(k, h, w), buffer(k, w, h), buffer(k, sw, h), buffer(k, h, sw), buffer(k, sh, sw), buffer(k, sh, w))
+    u8 = np.empty((k, w, h), np.uint8)
+    scale_h, scale_w = down_h[1].to(x.dtype), down_w[1].to(x.dtype)
+    resize = cv2_nearest_is_box(sw, w) and cv2_nearest_is_box(sh, h)
+    up_w_np, out_np, planes_np = up_w.numpy(), out.numpy(), planes.numpy()
+    for a in range(0, n * c, k):
+        m = min(k, n * c - a)
+        if single:  # OpenCV's saturating round of the float32 product x·255 (half to even, as torch.round)
+            for j in range(m):
+                cv2.transpose(cv2.convertScaleAbs(planes_np[a + j], alpha=255.0), u8[j])
+            lv_t[:m].copy_(torch.from_numpy(u8[:m]))
+        else:  # float64: OpenCV would form x·255 in float32
+            torch.mul(planes[a : a + m], 255.0, out=lv[:m]).round_().clamp_(0, 255)
+            for j in range(m):
+                cv2.transpose(lv_np[j], lv_t_np[j])
+        # rows of the transposed planes are the original columns: Pillow's horizontal pass first
+        _box_shrink_rows(lv_t[:m], down_w[0], scale_w, rows[:m])
+        for j in range(m):
+            cv2.transpose(rows_np[j], rows_t_np[j])
+        _box_shrink_rows(rows_t[:m], down_h[0], scale_h, small[:m]).div_(255.0)  # then the vertical pass
+        if resize:
+            for j in range(m):
+                cv2.resize(small_np[j], (w, h), dst=out_np[a + j], interpolation=cv2.INTER_NEAREST_EXACT)
+        else:
+            np.take(small_np[:m], up_w_np, axis=2, out=wide_np[:m])
+            torch.index_select(wide[:m], 1, up_h, out=out[a : a + m])
+    return out.view(n, c, h, w)
+
+
 @register_corruption("pixelate", family=Family.DIGITAL, params=PIXELATE, revision=2)  # 2: 8-bit as Pillow
 def pixelate(x: torch.Tensor, factor: float, rng: SampleRNG) -> torch.Tensor:
     """BOX down to ``int(side·c)`` (at least 1) and BOX back up, as Hendrycks (Pillow BOX
@@ -291,47 +351,27 @@ def pixelate(x: torch.Tensor, factor: float, rng: SampleRNG) -> torch.Tensor:
     PIL image) and every Pillow pass is reproduced with its 8-bit fixed-point rounding
     (horizontal, then vertical), so the result is Pillow's pixel for pixel. When the
     shrink averages disjoint runs and the way up copies pixels (always at the native
-    sizes), this runs image by image as two row-wise run sums with transposes in
-    between, then two index copies, in buffers reused from image to image; otherwise
-    through :func:`pil_box_resize_u8`.
+    sizes), this runs as two row-wise run sums with transposes in between and an index
+    copy (:func:`_pixelate_cpu` on the CPU); otherwise through :func:`pil_box_resize_u8`.
     """
     n, c, h, w = x.shape
     sh, sw = max(1, int(h * factor)), max(1, int(w * factor))
     down_h, down_w, up_h, up_w = box_segments(h, sh), box_segments(w, sw), box_nearest(sh, h), box_nearest(sw, w)
-    if down_h is None or down_w is None or up_h is None or up_w is None:
-        levels = torch.round(x * 255.0).clamp_(0, 255)
+    fast = down_h is not None and down_w is not None and up_h is not None and up_w is not None
+    if fast and x.dtype == torch.float32:
+        fast = exact_in_float32(tuple(torch.unique(torch.cat([down_h[1], down_w[1]])).tolist()))
+    if not fast or x.dtype not in (torch.float32, torch.float64):
+        levels = torch.round(x.to(torch.promote_types(x.dtype, torch.float32)) * 255.0).clamp_(0, 255)
         return pil_box_resize_u8(pil_box_resize_u8(levels, sh, sw), h, w).div_(255.0).to(x.dtype)
-    dev = x.device
-    weights = tuple(torch.unique(torch.cat([down_h[1], down_w[1]])).tolist())
-    dtype = x.dtype if x.dtype == torch.float64 or exact_in_float32(weights) else torch.float64
+    if x.device.type == "cpu" and not x.requires_grad:
+        return _pixelate_cpu(x.detach(), sh, sw, down_h, down_w, up_h, up_w)
+    dev = x.device  # the whole batch at once
+    levels = torch.round(x * 255.0).clamp_(0, 255)
     seg_h, seg_w, up_h, up_w = down_h[0].to(dev), down_w[0].to(dev), up_h.to(dev), up_w.to(dev)
-    scale_h, scale_w = down_h[1].to(dev, dtype), down_w[1].to(dev, dtype)
-    if dev.type != "cpu":  # the whole batch at once
-        levels = torch.round(x * 255.0).clamp_(0, 255).to(dtype)
-        rows = _box_shrink_rows(levels.transpose(2, 3).contiguous(), seg_w, scale_w, levels.new_empty(n, c, sw, h))
-        small = _box_shrink_rows(rows.transpose(2, 3).contiguous(), seg_h, scale_h, levels.new_empty(n, c, sh, sw))
-        return small.div_(255.0).index_select(3, up_w).index_select(2, up_h).to(x.dtype)
-    import cv2  # OpenCV transposes planes and NumPy gathers columns several times faster than torch
-
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    lv, lv_t = torch.empty(c, h, w, dtype=dtype), torch.empty(c, w, h, dtype=dtype)
-    rows, rows_t = torch.empty(c, sw, h, dtype=dtype), torch.empty(c, h, sw, dtype=dtype)
-    small, wide = torch.empty(c, sh, sw, dtype=dtype), torch.empty(c, sh, w, dtype=dtype)
-    up_w_np = up_w.numpy()
-    for xi, oi in zip(x, out, strict=True):  # image by image, in buffers that stay in the cache
-        torch.mul(xi, 255.0, out=lv).round_().clamp_(0, 255)
-        for src, dst in zip(lv.numpy(), lv_t.numpy(), strict=True):
-            cv2.transpose(src, dst)
-        _box_shrink_rows(lv_t, seg_w, scale_w, rows)  # the horizontal pass, on the transposed planes
-        for src, dst in zip(rows.numpy(), rows_t.numpy(), strict=True):
-            cv2.transpose(src, dst)
-        _box_shrink_rows(rows_t, seg_h, scale_h, small).div_(255.0)
-        np.take(small.numpy(), up_w_np, axis=2, out=wide.numpy())
-        if dtype == x.dtype:
-            torch.index_select(wide, 1, up_h, out=oi)
-        else:
-            oi.copy_(wide.index_select(1, up_h))
-    return out
+    scale_h, scale_w = down_h[1].to(dev, x.dtype), down_w[1].to(dev, x.dtype)
+    rows = _box_shrink_rows(levels.transpose(2, 3).contiguous(), seg_w, scale_w, levels.new_empty(n, c, sw, h))
+    small = _box_shrink_rows(rows.transpose(2, 3).contiguous(), seg_h, scale_h, levels.new_empty(n, c, sh, sw))
+    return small.div_(255.0).index_select(3, up_w).index_select(2, up_h)
 
 
 # ---------------------------------------------------------------- JPEG
