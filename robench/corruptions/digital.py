@@ -220,7 +220,9 @@ def pil_box_resize_u8(levels: torch.Tensor, height: int, width: int) -> torch.Te
     ``levels`` holds N×C×H×W integer grey levels 0 … 255 (any float dtype); the result
     has the same form. Pillow resamples horizontally first, rounds to 8 bits with its
     22-bit fixed-point weights, then vertically and rounds again; so does this (in
-    float64, where the fixed-point sums are exact).
+    float64, where the fixed-point sums are exact). (Recent Pillow releases may take
+    the vertical pass first when the two axes shrink by different factors; Pillow 5,
+    which the original generators pinned, did not. Square images are unaffected.)
     """
     iw, ww = pil_box_taps(levels.shape[3], width)
     ih, wh = pil_box_taps(levels.shape[2], height)
