@@ -217,12 +217,18 @@ def test_snow_corruption_psnr_matches_the_original(param_set: str) -> None:
         assert abs(a - b) <= 0.5, f"{param_set} s{severity}: {a:.2f} dB vs original {b:.2f} dB"
 
 
-def test_cifar_p_snow_frames_match_the_original() -> None:
-    imgs = photos(32)
-    frames = to_u8(P.perturb(to_tensor(imgs), "snow", param_set="cifar", seed=2).flatten(0, 1)).reshape(
-        32, 31, 32, 32, 3)
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("param_set", "size"), [
+    ("cifar", 32), pytest.param("cifar", 64, marks=SLOW), pytest.param("imagenet", 64, marks=SLOW)])
+def test_snow_sequence_frames_match_the_original(param_set: str, size: int) -> None:
+    imgs = photos(size)
+    p = pweather.SNOW[param_set]
+    frames = to_u8(P.perturb(to_tensor(imgs), "snow", param_set=param_set, seed=2).flatten(0, 1)).reshape(
+        32, 31, size, size, 3)
     rs = np.random.RandomState(7)
-    ref = np.stack([np.stack(ref_snow_p(im, 2, 10, 2, rs)) for im in imgs])
+    ref = np.stack([np.stack(ref_snow_p(im, p.zoom, p.radius, p.sigma, rs)) for im in imgs])
     for i in range(31):
         a, b = psnr(imgs, frames[:, i]).mean(), psnr(imgs, ref[:, i]).mean()
         assert abs(a - b) <= 0.5, f"frame {i}: {a:.2f} dB vs original {b:.2f} dB"
@@ -267,6 +273,20 @@ def test_spatter_without_drops_is_black_as_in_the_original() -> None:
     assert float(y.abs().max()) == 0.0
     wet = weather.spatter(x, weather.SPATTER["imagenet"][0], SampleRNG([0, 1], seed=0))
     assert float(wet.amax(dim=(1, 2, 3)).min()) > 0  # with drops the image stays
+
+
+@pytest.mark.slow
+def test_imagenet_p_spatter_at_64px_matches_the_original() -> None:
+    imgs = photos(64)
+    p = pweather.SPATTER["imagenet"]
+    frames = to_u8(P.perturb(to_tensor(imgs), "spatter", param_set="imagenet", seed=0).flatten(0, 1)).reshape(
+        32, p.frames, 64, 64, 3)
+    rs = np.random.RandomState(0)
+    ref = np.stack([np.stack(ref_spatter_p(im, p, rs)) for im in imgs])
+    a = np.stack([psnr(imgs, frames[:, i]) for i in range(p.frames)], axis=1).mean(axis=1)
+    r = np.stack([psnr(imgs, ref[:, i]) for i in range(p.frames)], axis=1).mean(axis=1)
+    se = math.sqrt(a.var(ddof=1) / len(a) + r.var(ddof=1) / len(r))
+    assert abs(a.mean() - r.mean()) <= 0.5 + 3 * se, (a.mean(), r.mean(), se)
 
 
 def test_cifar_p_spatter_black_frames_like_the_original() -> None:
