@@ -188,7 +188,9 @@ def test_motion_blur_corruption_matches_the_original(param_set: str) -> None:
         assert diff.max() <= 1 and diff.mean() < 0.01, (severity, diff.max(), diff.mean())
 
 
-@pytest.mark.parametrize(("param_set", "size"), [("cifar", 32), ("cifar", 64), ("imagenet", 32), ("imagenet", 64)])
+@pytest.mark.parametrize(("param_set", "size"), [
+    ("cifar", 32), pytest.param("cifar", 64, marks=pytest.mark.slow),
+    ("imagenet", 32), pytest.param("imagenet", 64, marks=pytest.mark.slow)])
 def test_motion_blur_sequence_matches_the_original_frame_by_frame(param_set: str, size: int) -> None:
     imgs = photos(size, 4)
     p = pblur.MOTION_BLUR[param_set]
