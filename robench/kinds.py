@@ -116,7 +116,10 @@ class PerturbationKind:
     """An ImageNet-P sequence per image; level = difficulty. Videos are never split across batches."""
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed, "param_set": suite.param_set}
+        from robench.perturbations import PERTURBATIONS
+
+        return {"seed": suite.seed, "param_set": suite.param_set,
+                "revision": PERTURBATIONS.get(item.name).revision}
 
     def evaluate(self, models, batch, item, level, suite):
         from robench.metrics.perturbation import PerturbationCounts, ranked_classes

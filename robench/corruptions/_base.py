@@ -123,11 +123,6 @@ def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
     return torch.floor(x * 255.0 + 1e-4).clamp_(0, 255) / 255.0
 
 
-def round_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Round-trip through 8 bits by rounding (PNG written by ImageMagick, PIL's uint8 paths)."""
-    return torch.round(x * 255.0).clamp_(0, 255) / 255.0
-
-
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R 601 luma weights (OpenCV ``RGB2GRAY``, PIL ``L``); they sum to 1."""
 

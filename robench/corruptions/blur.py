@@ -15,7 +15,7 @@ import torch
 from robench._rng import SampleRNG
 from robench.corruptions._base import Family, quantize_uint8, register_corruption
 from robench.corruptions._filters import filter2d, separable_filter, skimage_gaussian
-from robench.corruptions._motion import motion_blur_image
+from robench.corruptions._motion import imagemagick_png8, motion_blur_image
 from robench.corruptions._zoom import clipped_zoom
 
 DEFOCUS_BLUR = {  # (disk radius, alias σ)
@@ -163,13 +163,16 @@ def glass_blur(x: torch.Tensor, p: tuple[float, int, int], rng: SampleRNG) -> to
     return skimage_gaussian(y, sigma)
 
 
-@register_corruption("motion_blur", family=Family.BLUR, params=MOTION_BLUR)
+# revision 2: ImageMagick's 8-bit PNG result (truncating), not the unquantised blur
+@register_corruption("motion_blur", family=Family.BLUR, params=MOTION_BLUR, revision=2, in_range=True)
 def motion_blur(x: torch.Tensor, p: tuple[float, float], rng: SampleRNG) -> torch.Tensor:
     """ImageMagick motion blur (:func:`~robench.corruptions._motion.motion_blur_image`)
-    at an angle drawn from U(−45°, 45°); radius and σ are in pixels at any size."""
+    at an angle drawn from U(−45°, 45°), read back from ImageMagick's 8-bit PNG as the
+    original did (:func:`~robench.corruptions._motion.imagemagick_png8`); radius and σ
+    are in pixels at any size."""
     radius, sigma = p
     angle = rng.uniform((), low=-45.0, high=45.0, dtype=torch.float64)
-    return motion_blur_image(x, radius, sigma, angle)
+    return imagemagick_png8(motion_blur_image(x.clamp(0.0, 1.0), radius, sigma, angle))
 
 
 @register_corruption("zoom_blur", family=Family.BLUR, params=ZOOM_BLUR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -188,7 +189,7 @@ def pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
         center = (o + 0.5) * scale
         lo = max(int(center - support + 0.5), 0)
         hi = min(int(center + support + 0.5), n_in)
-        ws = [1.0 if -0.5 < (k + lo - center + 0.5) / filterscale <= 0.5 else 0.0 for k in range(hi - lo)]
+        ws = [1.0 if -0.5 < (k + lo - center + 0.5) * (1.0 / filterscale) <= 0.5 else 0.0 for k in range(hi - lo)]
         total = sum(ws)
         for k, wk in enumerate(ws):
             index[o, k] = lo + k
@@ -196,19 +197,46 @@ def pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
     return index, weight
 
 
-def pil_box_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pillow ``resize((width, height), Image.BOX)`` of N×C×H×W floats (no 8-bit rounding)."""
-    ih, wh = pil_box_taps(x.shape[2], height)
-    iw, ww = pil_box_taps(x.shape[3], width)
-    if height <= x.shape[2]:  # shrink rows first (row copies are cheap), grow them last
-        return resample_axis(resample_axis(x, 2, ih, wh), 3, iw, ww)
-    return resample_axis(resample_axis(x, 3, iw, ww), 2, ih, wh)
+PIL_PRECISION_BITS = 22
+"""Fraction bits of Pillow's fixed-point weights for 8-bit images (``32 − 8 − 2``)."""
+
+
+def pil_fixed_weights(weight: torch.Tensor) -> torch.Tensor:
+    """Pillow's ``normalize_coeffs_8bpc``: each (non-negative) weight as the integer
+    ``int(½ + w·2²²)``, returned as float64."""
+    return torch.floor(weight.to(torch.float64) * (1 << PIL_PRECISION_BITS) + 0.5)
+
+
+def pil_round(acc: torch.Tensor) -> torch.Tensor:
+    """Pillow's 8-bit output of a fixed-point sum ``acc = Σ k·v`` (float64, exact integers):
+    ``clip8((2²¹ + acc) >> 22)``."""
+    half = float(1 << (PIL_PRECISION_BITS - 1))
+    return torch.floor((acc + half) * (1.0 / (1 << PIL_PRECISION_BITS))).clamp_(0, 255)
+
+
+def pil_box_resize_u8(levels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pillow ``resize((width, height), Image.BOX)`` of an 8-bit image, exactly.
+
+    ``levels`` holds N×C×H×W integer grey levels 0 … 255 (any float dtype); the result
+    has the same form. Pillow resamples horizontally first, rounds to 8 bits with its
+    22-bit fixed-point weights, then vertically and rounds again; so does this (in
+    float64, where the fixed-point sums are exact). (Recent Pillow releases may take
+    the vertical pass first when the two axes shrink by different factors; Pillow 5,
+    which the original generators pinned, did not. Square images are unaffected.)
+    """
+    iw, ww = pil_box_taps(levels.shape[3], width)
+    ih, wh = pil_box_taps(levels.shape[2], height)
+    y = levels.to(torch.float64)
+    y = pil_round(resample_axis(y, 3, iw, pil_fixed_weights(ww)))
+    y = pil_round(resample_axis(y, 2, ih, pil_fixed_weights(wh)))
+    return y.to(levels.dtype)
 
 
 @functools.lru_cache(maxsize=256)
 def box_segments(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """If Pillow's BOX shrink ``n_in → n_out`` averages disjoint runs covering every input
-    sample: the output box of each input sample and ``1 / box size`` (else None)."""
+    sample: the output box of each input sample and the box's fixed-point weight over
+    2²² (else None)."""
     index, weight = pil_box_taps(n_in, n_out)
     seg = torch.full((n_in,), -1)
     for o, k in (weight > 0).nonzero().tolist():
@@ -220,7 +248,7 @@ def box_segments(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor] | N
     counts = torch.bincount(seg, minlength=n_out)  # a box's weights are 1/its member count
     if bool((counts == 0).any()):
         return None
-    return seg, 1.0 / counts.to(torch.float64)
+    return seg, pil_fixed_weights(1.0 / counts.to(torch.float64)) / (1 << PIL_PRECISION_BITS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -233,29 +261,119 @@ def box_nearest(n_in: int, n_out: int) -> torch.Tensor | None:
     return index.gather(1, weight.argmax(1, keepdim=True))[:, 0]
 
 
-@register_corruption("pixelate", family=Family.DIGITAL, params=PIXELATE)
+@functools.lru_cache(maxsize=256)
+def exact_in_float32(weights: tuple[float, ...]) -> bool:
+    """Whether ``⌊s·k + ½⌋`` in float32 equals Pillow's integer ``(2²¹ + s·K) >> 22`` for every
+    run sum ``s`` of 8-bit values, for each box weight ``k = K/2²²`` in ``weights`` (true
+    for boxes of 1, 2, 3, 4, 5, … samples; not for some even non-powers of two)."""
+    for k in weights:
+        n = round(1.0 / k)
+        s = torch.arange(255 * n + 1, dtype=torch.float64)
+        want = pil_round(s * (k * (1 << PIL_PRECISION_BITS)))
+        got = torch.floor(s.float() * torch.tensor(k, dtype=torch.float32) + 0.5).double()
+        if not torch.equal(got, want):
+            return False
+    return True
+
+
+def _box_shrink_rows(x: torch.Tensor, seg: torch.Tensor, scale: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
+    """One Pillow BOX pass over the rows (dim −2) of …×H×W levels into ``acc`` (…×h×W): run
+    sums, then the fixed-point rounding."""
+    acc.zero_().index_add_(-2, seg, x)
+    return acc.mul_(scale.view(-1, 1)).add_(0.5).floor_()
+
+
+@functools.lru_cache(maxsize=256)
+def cv2_nearest_is_box(n_in: int, n_out: int) -> bool:
+    """Whether OpenCV's ``INTER_NEAREST_EXACT`` enlargement ``n_in → n_out`` picks the same
+    sample as Pillow's BOX enlargement for every output (checked on an index ramp)."""
+    import cv2
+
+    up = box_nearest(n_in, n_out)
+    ramp = np.arange(n_in, dtype=np.float32)[None, :]
+    got = cv2.resize(ramp, (n_out, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0]
+    return up is not None and bool((got == up.numpy()).all())
+
+
+def _pixelate_cpu(x: torch.Tensor, sh: int, sw: int, down_h: tuple, down_w: tuple, up_h: torch.Tensor,
+                  up_w: torch.Tensor) -> torch.Tensor:
+    """:func:`pixelate` on the CPU: planes in cache-sized chunks, OpenCV for the 8-bit
+    conversion (float32), the transposes and the enlargement, torch for the run sums."""
+    import cv2
+
+    n, c, h, w = x.shape
+    single = x.dtype == torch.float32
+    if single and float(x.min()) < 0.0:  # convertScaleAbs would mirror negative values (it saturates at 255)
+        x = x.clamp_min(0.0)
+    planes = x.reshape(n * c, h, w)
+    out = torch.empty(n * c, h, w, dtype=x.dtype)
+    k = max(1, min(n * c, (1 << 18) // (h * w)))  # ~1 MB of float32 planes per chunk
+
+    def buffer(*shape: int) -> tuple[torch.Tensor, np.ndarray]:
+        t = torch.empty(*shape, dtype=x.dtype)
+        return t, t.numpy()
+
+    (lv, lv_np), (lv_t, lv_t_np), (rows, rows_np), (rows_t, rows_t_np), (small, small_np), (wide, wide_np) = (
+        buffer(k, h, w), buffer(k, w, h), buffer(k, sw, h), buffer(k, h, sw), buffer(k, sh, sw), buffer(k, sh, w))
+    u8 = np.empty((k, w, h), np.uint8)
+    scale_h, scale_w = down_h[1].to(x.dtype), down_w[1].to(x.dtype)
+    resize = cv2_nearest_is_box(sw, w) and cv2_nearest_is_box(sh, h)
+    up_w_np, out_np, planes_np = up_w.numpy(), out.numpy(), planes.numpy()
+    for a in range(0, n * c, k):
+        m = min(k, n * c - a)
+        if single:  # OpenCV's saturating round of the float32 product x·255 (half to even, as torch.round)
+            for j in range(m):
+                cv2.transpose(cv2.convertScaleAbs(planes_np[a + j], alpha=255.0), u8[j])
+            lv_t[:m].copy_(torch.from_numpy(u8[:m]))
+        else:  # float64: OpenCV would form x·255 in float32
+            torch.mul(planes[a : a + m], 255.0, out=lv[:m]).round_().clamp_(0, 255)
+            for j in range(m):
+                cv2.transpose(lv_np[j], lv_t_np[j])
+        # rows of the transposed planes are the original columns: Pillow's horizontal pass first
+        _box_shrink_rows(lv_t[:m], down_w[0], scale_w, rows[:m])
+        for j in range(m):
+            cv2.transpose(rows_np[j], rows_t_np[j])
+        _box_shrink_rows(rows_t[:m], down_h[0], scale_h, small[:m]).div_(255.0)  # then the vertical pass
+        if resize:
+            for j in range(m):
+                cv2.resize(small_np[j], (w, h), dst=out_np[a + j], interpolation=cv2.INTER_NEAREST_EXACT)
+        else:
+            np.take(small_np[:m], up_w_np, axis=2, out=wide_np[:m])
+            torch.index_select(wide[:m], 1, up_h, out=out[a : a + m])
+    return out.view(n, c, h, w)
+
+
+@register_corruption("pixelate", family=Family.DIGITAL, params=PIXELATE, revision=2)  # 2: 8-bit as Pillow
 def pixelate(x: torch.Tensor, factor: float, rng: SampleRNG) -> torch.Tensor:
     """BOX down to ``int(side·c)`` (at least 1) and BOX back up, as Hendrycks (Pillow BOX
-    both ways; imagecorruptions uses NEAREST for the way up). The factor is relative.
+    both ways on the 8-bit image; imagecorruptions uses NEAREST for the way up). The
+    factor is relative.
 
-    When the BOX shrink averages disjoint runs and the way up copies pixels (always at
-    the native sizes), this runs as run sums (``index_add_``) and two index copies,
-    image by image, which equals :func:`pil_box_resize` up to float round-off.
+    The image is taken to its nearest 8-bit levels (the original's input is a uint8
+    PIL image) and every Pillow pass is reproduced with its 8-bit fixed-point rounding
+    (horizontal, then vertical), so the result is Pillow's pixel for pixel. When the
+    shrink averages disjoint runs and the way up copies pixels (always at the native
+    sizes), this runs as two row-wise run sums with transposes in between and an index
+    copy (:func:`_pixelate_cpu` on the CPU); otherwise through :func:`pil_box_resize_u8`.
     """
-    c, h, w = x.shape[1:]
+    n, c, h, w = x.shape
     sh, sw = max(1, int(h * factor)), max(1, int(w * factor))
     down_h, down_w, up_h, up_w = box_segments(h, sh), box_segments(w, sw), box_nearest(sh, h), box_nearest(sw, w)
-    if down_h is None or down_w is None or up_h is None or up_w is None:
-        return pil_box_resize(pil_box_resize(x, sh, sw), h, w)
-    dev = x.device
+    fast = down_h is not None and down_w is not None and up_h is not None and up_w is not None
+    if fast and x.dtype == torch.float32:
+        fast = exact_in_float32(tuple(torch.unique(torch.cat([down_h[1], down_w[1]])).tolist()))
+    if not fast or x.dtype not in (torch.float32, torch.float64):
+        levels = torch.round(x.to(torch.promote_types(x.dtype, torch.float32)) * 255.0).clamp_(0, 255)
+        return pil_box_resize_u8(pil_box_resize_u8(levels, sh, sw), h, w).div_(255.0).to(x.dtype)
+    if x.device.type == "cpu" and not x.requires_grad:
+        return _pixelate_cpu(x.detach(), sh, sw, down_h, down_w, up_h, up_w)
+    dev = x.device  # the whole batch at once
+    levels = torch.round(x * 255.0).clamp_(0, 255)
     seg_h, seg_w, up_h, up_w = down_h[0].to(dev), down_w[0].to(dev), up_h.to(dev), up_w.to(dev)
-    scale = (down_h[1][:, None] * down_w[1][None, :]).to(dev, x.dtype)
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    for xi, oi in zip(x, out, strict=True):  # image by image: cache-sized pieces
-        rows = xi.new_zeros(c, sh, w).index_add_(1, seg_h, xi)
-        small = xi.new_zeros(c, sh, sw).index_add_(2, seg_w, rows).mul_(scale)
-        torch.index_select(small.index_select(2, up_w), 1, up_h, out=oi)
-    return out
+    scale_h, scale_w = down_h[1].to(dev, x.dtype), down_w[1].to(dev, x.dtype)
+    rows = _box_shrink_rows(levels.transpose(2, 3).contiguous(), seg_w, scale_w, levels.new_empty(n, c, sw, h))
+    small = _box_shrink_rows(rows.transpose(2, 3).contiguous(), seg_h, scale_h, levels.new_empty(n, c, sh, sw))
+    return small.div_(255.0).index_select(3, up_w).index_select(2, up_h)
 
 
 # ---------------------------------------------------------------- JPEG

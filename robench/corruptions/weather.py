@@ -17,11 +17,10 @@ from robench.corruptions._base import (
     per_sample_integers,
     quantize_uint8,
     register_corruption,
-    round_uint8,
 )
 from robench.corruptions._cv import box3_sum, canny, distance_transform_l2_5, equalize_hist, resize_linear_u8
 from robench.corruptions._filters import filter2d, skimage_gaussian
-from robench.corruptions._motion import motion_blur_image
+from robench.corruptions._motion import imagemagick_png8, motion_blur_image
 from robench.corruptions._plasma import plasma_fractal
 from robench.corruptions._zoom import clipped_zoom
 
@@ -107,14 +106,15 @@ MUD_RGB = (63 / 255, 42 / 255, 20 / 255)
 # ---------------------------------------------------------------- snow
 
 
-@register_corruption("snow", family=Family.WEATHER, params=SNOW)
+@register_corruption("snow", family=Family.WEATHER, params=SNOW, revision=2)  # 2: ImageMagick's PNG truncates
 @colour
 def snow(x: torch.Tensor, p: tuple, rng: SampleRNG) -> torch.Tensor:
     """Snow flakes: a thresholded, zoomed N(loc, scale) layer, motion-blurred, added twice.
 
     Steps as Hendrycks': layer ~ N(loc, scale) per pixel → :func:`clipped_zoom` → values
     below the threshold set to 0 → 8-bit truncation (the PNG handed to ImageMagick) →
-    motion blur at U(−135°, −45°) → 8-bit rounding (ImageMagick's PNG) ; the image is
+    motion blur at U(−135°, −45°) → ImageMagick's 8-bit PNG (truncating,
+    :func:`~robench.corruptions._motion.imagemagick_png8`); the image is
     brightened toward ``max(x, 1.5·grey + 0.5)`` with weight ``1 − blend`` and the layer
     is added together with its 180° rotation. Zoom and blur act in pixels, so off the
     native size the flakes keep their pixel size.
@@ -126,7 +126,7 @@ def snow(x: torch.Tensor, p: tuple, rng: SampleRNG) -> torch.Tensor:
     layer = torch.where(layer < thr, torch.zeros_like(layer), layer)
     layer = quantize_uint8(layer.clamp(0.0, 1.0))
     angle = rng.uniform((), low=-135.0, high=-45.0, dtype=torch.float64)
-    layer = round_uint8(motion_blur_image(layer, radius, sigma, angle)).to(x.dtype)
+    layer = imagemagick_png8(motion_blur_image(layer, radius, sigma, angle)).to(x.dtype)
     grey = luma(x)
     out = blend * x + (1 - blend) * torch.maximum(x, grey * 1.5 + 0.5)
     return out + layer + layer.flip(-1, -2)
@@ -249,6 +249,8 @@ def _water_mask(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
 
     On the CPU the OpenCV chain runs through ``cv2`` itself, image by image; elsewhere
     through the batched torch re-implementations of :mod:`~robench.corruptions._cv`.
+    A layer without any drop gives a zero mask here; the original's ``m /= max(m)``
+    turns it into NaN and so the image black (:func:`water_blackout`).
     """
     # astype(uint8): truncation, and values of 256 and more wrap around as NumPy does on x86
     l8 = torch.remainder(torch.floor(liquid * 255.0).clamp_min(0), 256)
@@ -259,6 +261,23 @@ def _water_mask(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
     m = l8 * dist
     peak = m.reshape(m.shape[0], -1).amax(dim=1).view(-1, 1, 1)
     return torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)) * intensity
+
+
+def water_blackout(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Hendrycks' result for water spatter whose mask has no positive value: all black.
+
+    The original divides the mask by its maximum (``m /= np.max(m)``) even when that is
+    0, so every pixel becomes NaN, stays NaN through ``clip`` and ``cvtColor``, and
+    ``np.uint8`` turns it into 0 (x86). This happens in ImageNet-C/CIFAR-10-C/Tiny-C
+    spatter and in every ImageNet-P / CIFAR-10-P spatter frame; at CIFAR-10-P's
+    parameters the liquid often runs out of the image before the last frame, and the
+    released CIFAR-10-P was written by that code. ``out`` (N×C×H×W) becomes 0 for the
+    images whose :func:`_water_mask` (N×…) is all zero.
+    """
+    empty = mask.reshape(mask.shape[0], -1).amax(dim=1) <= 0
+    if not bool(empty.any()):
+        return out
+    return torch.where(empty.view(-1, 1, 1, 1).to(out.device), torch.zeros_like(out), out)
 
 
 def _water_distance_torch(l8: torch.Tensor) -> torch.Tensor:
@@ -272,7 +291,8 @@ def _water_distance_torch(l8: torch.Tensor) -> torch.Tensor:
     return torch.round(box3_sum(dist) / 9.0)  # 8-bit blur rounds
 
 
-@register_corruption("spatter", family=Family.WEATHER, params=SPATTER, test=False)
+# revision 2: water without drops gives a black image, as the original's 0/0
+@register_corruption("spatter", family=Family.WEATHER, params=SPATTER, test=False, revision=2)
 @colour
 def spatter(x: torch.Tensor, p: tuple, rng: SampleRNG) -> torch.Tensor:
     """Water drops (modes 0) or mud (mode 1) from a smoothed, thresholded N(loc, scale) layer.
@@ -280,8 +300,9 @@ def spatter(x: torch.Tensor, p: tuple, rng: SampleRNG) -> torch.Tensor:
     Water: the layer's 8-bit Canny edges → chamfer distance (capped at 20) → 3×3 blur →
     histogram equalisation → an embossing 3×3 filter → 3×3 blur, times the layer,
     normalised to ``intensity``, adds pale turquoise. Mud: a σ2-blurred mask of the
-    layer, zero below 0.8, blends towards mud brown. σ are in pixels at any size. An
-    image without any drop (the original would divide 0 by 0) is returned unchanged.
+    layer, zero below 0.8, blends towards mud brown. σ are in pixels at any size. Water
+    without any drop makes the image black, as the original's division of 0 by 0 did
+    (:func:`water_blackout`).
     """
     loc, scale, sigma, thr, extra, mode = p
     h, w = x.shape[-2:]
@@ -291,7 +312,7 @@ def spatter(x: torch.Tensor, p: tuple, rng: SampleRNG) -> torch.Tensor:
     if mode == 0:
         m = _water_mask(liquid, extra)[:, None].to(x.dtype)
         rgb = torch.tensor(WATER_RGB, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return x + m * rgb
+        return water_blackout(x + m * rgb, m)
     m = skimage_gaussian((liquid > thr).to(torch.float64)[:, None], extra)
     m = torch.where(m < 0.8, torch.zeros_like(m), m).to(x.dtype)
     rgb = torch.tensor(MUD_RGB, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)

@@ -63,6 +63,8 @@ class Perturbation:
         test: True for the 10 test perturbations, False for the 4 validation ones.
         before_crop: True where ImageNet-P applies the perturbation to the 256-px
             image and crops afterwards (geometric ones and zoom blur).
+        revision: Bumped whenever the frames produced for a given seed change, so
+            stored cells are recomputed (as :attr:`robench.corruptions.Corruption.revision`).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Perturbation:
     params: Mapping[str, Sequence[Any]]
     test: bool = True
     before_crop: bool = False
+    revision: int = 1
 
     @property
     def noise(self) -> bool:
@@ -140,6 +143,7 @@ def register_perturbation(
     params: Mapping[str, Any],
     test: bool = True,
     before_crop: bool = False,
+    revision: int = 1,
 ) -> Callable[[SequenceFn], SequenceFn]:
     """Decorator registering a frame generator with its parameter records.
 
@@ -157,7 +161,7 @@ def register_perturbation(
         tables[param_set] = table
 
     def deco(fn: SequenceFn) -> SequenceFn:
-        PERTURBATIONS.add(name, Perturbation(name, family, fn, tables, test, before_crop))
+        PERTURBATIONS.add(name, Perturbation(name, family, fn, tables, test, before_crop, revision))
         return fn
 
     return deco
@@ -181,11 +185,6 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     top = round((h - size) / 2.0)
     left = round((w - size) / 2.0)
     return x[..., top : top + size, left : left + size]
-
-
-def round_levels(x: torch.Tensor) -> torch.Tensor:
-    """Round to the nearest 8-bit level, halves up (OpenCV ``saturate_cast``, ImageMagick depth 8)."""
-    return torch.floor(x * 255.0 + 0.5).clamp_(0, 255) / 255.0
 
 
 def to_levels(x: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 from robench._rng import SampleRNG
 from robench.corruptions._base import quantize_uint8
 from robench.corruptions._filters import skimage_gaussian
-from robench.corruptions._motion import motion_blur_image
-from robench.perturbations._base import PerturbationFamily, register_perturbation, round_levels
+from robench.corruptions._motion import imagemagick_png8, motion_blur_image
+from robench.perturbations._base import PerturbationFamily, register_perturbation
 from robench.perturbations._geometry import pil_affine, pil_affine_matrix
 
 
@@ -38,17 +38,18 @@ MOTION_BLUR = {
 }
 
 
-@register_perturbation("motion_blur", family=PerturbationFamily.BLUR, params=MOTION_BLUR)
+# revision 2: ImageMagick's 8-bit PNG truncates (was rounded)
+@register_perturbation("motion_blur", family=PerturbationFamily.BLUR, params=MOTION_BLUR, revision=2)
 def motion_blur(x: torch.Tensor, p: MotionBlurParams, rng: SampleRNG) -> Iterator[torch.Tensor]:
     """ImageMagick motion blur of the clean image at a steadily turning angle.
 
-    Every frame is blurred (there is no clean frame); the result is rounded to 8 bits
-    as ImageMagick's PNG output was.
+    Every frame is blurred (there is no clean frame) and read back from ImageMagick's
+    8-bit PNG, which truncates (:func:`~robench.corruptions._motion.imagemagick_png8`).
     """
     n = x.shape[0]
     for i in range(p.frames):
         angle = torch.full((n,), float(p.angle(i)), dtype=torch.float64)
-        yield round_levels(motion_blur_image(x, p.radius, p.sigma, angle))
+        yield imagemagick_png8(motion_blur_image(x, p.radius, p.sigma, angle))
 
 
 @dataclass(frozen=True)

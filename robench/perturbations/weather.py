@@ -9,15 +9,14 @@ import torch
 
 from robench._rng import SampleRNG
 from robench.corruptions._filters import skimage_gaussian
-from robench.corruptions._motion import motion_blur_image
+from robench.corruptions._motion import imagemagick_png8, motion_blur_image
 from robench.corruptions._zoom import clipped_zoom
-from robench.corruptions.weather import _water_mask
+from robench.corruptions.weather import _water_mask, water_blackout
 from robench.corruptions.weather import brightness as hsv_brightness
 from robench.perturbations._base import (
     PerturbationFamily,
     register_perturbation,
     rgb_to_gray,
-    round_levels,
 )
 
 
@@ -44,12 +43,13 @@ SNOW = {
 }
 
 
-@register_perturbation("snow", family=PerturbationFamily.WEATHER, params=SNOW)
+@register_perturbation("snow", family=PerturbationFamily.WEATHER, params=SNOW, revision=2)  # 2: PNG truncates
 def snow(x: torch.Tensor, p: SnowParams, rng: SampleRNG) -> Iterator[torch.Tensor]:
     """Falling snow: one random snow layer per sample, smeared along a turning direction.
 
     The layer is stored as an 8-bit grey image (truncated), as the original's PNG, and
-    each blurred copy is rounded to 8 bits (ImageMagick's output). The image is
+    each blurred copy is read back from ImageMagick's 8-bit PNG, which truncates
+    (:func:`~robench.corruptions._motion.imagemagick_png8`). The image is
     brightened once: ``blend·x + (1 − blend)·max(x, 1.5·grey + 0.5)``; each frame adds
     the layer and its 180° rotation. Off the native square sizes the zoom acts on
     each axis separately.
@@ -62,7 +62,7 @@ def snow(x: torch.Tensor, p: SnowParams, rng: SampleRNG) -> Iterator[torch.Tenso
     base = p.blend * x + (1 - p.blend) * torch.maximum(x, rgb_to_gray(x) * 1.5 + 0.5)
     for i in range(p.frames):
         angle = torch.full((n,), float(p.angle0 + p.step * i), dtype=torch.float64)
-        flakes = round_levels(motion_blur_image(layer8, p.radius, p.sigma, angle))
+        flakes = imagemagick_png8(motion_blur_image(layer8, p.radius, p.sigma, angle))
         yield base + flakes + flakes.flip(-2, -1)
 
 
@@ -128,12 +128,15 @@ def convolve_columns(layer: torch.Tensor, kernel: tuple[float, ...]) -> torch.Te
     return out
 
 
-@register_perturbation("spatter", family=PerturbationFamily.WEATHER, params=SPATTER, test=False)
+# revision 2: frames without drops are black, as the original's 0/0
+@register_perturbation("spatter", family=PerturbationFamily.WEATHER, params=SPATTER, test=False, revision=2)
 def spatter(x: torch.Tensor, p: SpatterParams, rng: SampleRNG) -> Iterator[torch.Tensor]:
     """Water drops running down the image: ImageNet-C's water spatter of a moving layer.
 
     Frame i uses the layer after i column convolutions. One-channel images get the
-    water colour's grey value.
+    water colour's grey value. A frame whose layer holds no drop any more is black, as
+    in the original (:func:`~robench.corruptions.weather.water_blackout`; CIFAR-10-P
+    was generated that way).
     """
     _, c, h, w = x.shape
     layer = rng.normal((h, w), mean=p.loc, std=p.scale, dtype=torch.float64)
@@ -144,5 +147,5 @@ def spatter(x: torch.Tensor, p: SpatterParams, rng: SampleRNG) -> Iterator[torch
         colour = rgb_to_gray(colour)
     for _ in range(p.frames):
         mask = _water_mask(layer, p.intensity).to(x.dtype)[:, None]
-        yield x + mask * colour
+        yield water_blackout(x + mask * colour, mask)
         layer = convolve_columns(layer, p.kernel)
