@@ -19,8 +19,12 @@ import pandas as pd
 from robench._registry import Registry
 from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
+from robench.report.comparisons import groups_table, paired, paired_corruptions_table
+from robench.report.estimands import interval_columns, metric_estimates
+from robench.report.estimands import suite_baseline as _baseline
+from robench.report.evidence import Evidence, store_outcomes
+from robench.stats.bootstrap import Bootstrap
 from robench.store import Store
-from robench.suites import Baseline
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +102,6 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
 Section = Callable[[pd.DataFrame, Mapping[str, Any], "pd.DataFrame | None"], dict[str, float]]
 """``section(cells, suite definition, baseline model's cells or None) -> columns``."""
 OVERALL_SECTIONS: Registry[Section] = Registry("leaderboard section")
-
-
-def _baseline(definition: Mapping[str, Any]) -> Baseline | None:
-    b = definition.get("baseline")
-    if not b:
-        return None
-    return Baseline(b["name"], b["clean_error"], {k: tuple(v) for k, v in b["errors"].items()})
 
 
 def _clean_error(cells: pd.DataFrame) -> float | None:
@@ -222,18 +219,24 @@ OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "skipped", "clean_e
                    "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
 
 
-def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
-    """One row per (model, suite) with every section's aggregates.
+def overall(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, evidence: Evidence | None = None,
+    **_: Any,
+) -> pd.DataFrame:
+    """One row per (model, suite) with every section's aggregates and, per metric, its 95 % interval.
 
     Args:
         baseline: A model in the store whose results normalise FP and T5D (mFR, mT5D), e.g.
             torchvision AlexNet evaluated on the same suite.
+        evidence: Per-image outcomes for the bootstrap intervals (``<metric>_lo`` / ``_hi``); without it
+            only the Wilson intervals of the clean errors are filled.
     """
     if baseline is not None and not (df.model == baseline).any():
         raise UnknownNameError(
             f"Baseline model {baseline!r} has no results in this store; evaluate it on the same suite first "
             f"(stored models: {', '.join(sorted(df.model.unique())) or 'none'})."
         )
+    evidence = evidence or Evidence(lambda model, suite: {})
     rows = []
     for (model, suite), cells in df.groupby(["model", "suite"], sort=True):
         row: dict[str, Any] = {"model": model, "arch": cells.arch.iloc[0], "pooling": cells.pooling.iloc[0],
@@ -241,33 +244,15 @@ def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None
         ref = None if baseline is None else df[(df.model == baseline) & (df.suite == suite)]
         for _, section in OVERALL_SECTIONS.items():
             row.update(section(cells, suites.get(suite, {}), None if ref is None or ref.empty else ref))
+        estimates = metric_estimates(evidence, df, suites, model, suite, baseline, row)
+        row.update(interval_columns(row, cells, estimates, evidence.bootstrap.confidence))
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=OVERALL_COLUMNS[:6])
-    return out[[c for c in OVERALL_COLUMNS if c in out.columns] + [c for c in out.columns if c not in OVERALL_COLUMNS]]
-
-
-METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower", "rel_mCE": "lower"}
-
-
-def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
-    """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
-    board = overall(df, suites, baseline=baseline)
-    counts = ("model", "arch", "pooling", "suite", "n", "skipped", "corruptions", "perturbations", "dataset")
-    metrics = [c for c in board.columns if c not in counts and c != "warnings"]
-    rows = []
-    for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
-        by_pool = {p: g.sort_values("model").iloc[0] for p, g in group.groupby("pooling")}
-        if "gap" not in by_pool or "gcp" not in by_pool:
-            continue
-        gap, gcp = by_pool["gap"], by_pool["gcp"]
-        row: dict[str, Any] = {"arch": arch, "suite": suite, "gap_model": gap.model, "gcp_model": gcp.model}
-        for m in metrics:
-            row[f"{m}_gap"], row[f"{m}_gcp"] = gap[m], gcp[m]
-            row[f"{m}_delta"] = gcp[m] - gap[m]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["arch", "suite", "gap_model", "gcp_model"])
+    order = [c for c in OVERALL_COLUMNS if c in out.columns] + [
+        c for c in out.columns if c not in OVERALL_COLUMNS and not c.endswith(("_lo", "_hi"))]
+    return out[[x for c in order for x in (c, f"{c}_lo", f"{c}_hi") if x in out.columns]]
 
 
 def perturbations_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
@@ -363,23 +348,32 @@ LEADERBOARDS.add("attacks", attacks_table)
 LEADERBOARDS.add("published", published_table)
 LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
+LEADERBOARDS.add("paired_corruptions", paired_corruptions_table)
+LEADERBOARDS.add("groups", groups_table)
 
 
-def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: str | None = None) -> pd.DataFrame:
-    """A leaderboard DataFrame computed from the store's counts.
+def leaderboard(
+    store: str | Path | Store, kind: str = "overall", *, baseline: str | None = None,
+    bootstrap: Bootstrap | None = None, evidence: Evidence | None = None,
+) -> pd.DataFrame:
+    """A leaderboard DataFrame computed from the store's counts, with intervals from its per-image outcomes.
 
     Args:
         store: Path of a result store (or an open :class:`Store`).
-        kind: ``overall`` (a row per model and suite), ``paired`` (GAP vs GCP per architecture),
-            ``corruptions``, ``severities``, ``perturbations`` or ``cells``.
+        kind: A name registered in :data:`LEADERBOARDS`: ``overall`` (a row per model and suite),
+            ``paired`` (GAP vs GCP per architecture), ``paired_corruptions``, ``groups``, ``corruptions``,
+            ``severities``, ``perturbations``, ``attacks``, ``published`` or ``cells``.
         baseline: Model in the store that normalises FP / T5D into mFR / mT5D.
+        bootstrap: Replicates, seed and level of the intervals (default: 2,000, seed 0, 95 %).
+        evidence: Reuse the per-image outcomes and replicates of an earlier call on the same open store.
     """
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
         cards = {name: rec.card for name, rec in st.models().items()}
-        df = load_results(st, indices=kind in ("overall", "paired", "published"))
-        return render(df, st.suites(), baseline=baseline, cards=cards)
+        df = load_results(st, indices=kind in ("overall", "paired", "published", "groups"))
+        evidence = evidence or Evidence(store_outcomes(st), bootstrap or Bootstrap())
+        return render(df, st.suites(), baseline=baseline, cards=cards, evidence=evidence)
     finally:
         if owned:
             st.close()
