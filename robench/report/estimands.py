@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from robench._registry import Registry
-from robench.report.evidence import WORST_CASE, Estimand, Estimate, Evidence
+from robench.report.evidence import ALL_LEVELS, WORST_CASE, Estimand, Estimate, Evidence
 from robench.stats.binomial import wilson
 from robench.suites import Baseline
 
@@ -41,7 +41,7 @@ def _clean(model: str, cells: pd.DataFrame, definition: Mapping[str, Any], basel
     if clean.empty:
         return {}
     r = clean.iloc[0]
-    return {metric: Estimand(((model, "clean", r.item, int(r.level), measure),), (1.0,))
+    return {metric: Estimand(((model, "clean", r["item"], int(r["level"]), measure),), (1.0,))
             for metric, measure in (("clean_err", "err"), ("clean_err5", "err5"))}
 
 
@@ -54,24 +54,24 @@ def _severities(cells: pd.DataFrame, names: list[str]) -> dict[str, list[int]]:
 def _corruption(
     model: str, cells: pd.DataFrame, definition: Mapping[str, Any], baseline: str | None
 ) -> dict[str, Estimand]:
-    """mCE (AlexNet-normalised or the plain mean) and relative mCE: both linear in the cell errors."""
+    """mCE (AlexNet-normalised or the plain mean) and relative mCE: both linear in the cell errors, so both
+    read one summed cell per corruption (its errors over all severities)."""
     levels = _severities(cells, list(definition.get("test_corruptions", [])))
     if not levels:
         return {}
     count = len(levels)
-    keys = tuple((model, "corruption", c, s, "err") for c, ls in levels.items() for s in ls)
+    keys = tuple((model, "corruption", c, ALL_LEVELS, "err") for c in levels)
     base = suite_baseline(definition)
     if base is None or not all(c in base.errors and len(ls) == len(base.errors[c]) for c, ls in levels.items()):
-        weights = tuple(1.0 / (count * len(ls)) for ls in levels.values() for _ in ls)
-        return {"mCE": Estimand(keys, weights)}
-    out = {"mCE": Estimand(keys, tuple(1.0 / (count * sum(base.errors[c])) for c, ls in levels.items() for _ in ls))}
+        return {"mCE": Estimand(keys, tuple(1.0 / (count * len(ls)) for ls in levels.values()))}
+    out = {"mCE": Estimand(keys, tuple(1.0 / (count * sum(base.errors[c])) for c in levels))}
     clean = cells[cells.kind == "clean"]
     if base.clean_error is not None and len(clean):
         dens = {c: sum(base.errors[c]) - len(ls) * base.clean_error for c, ls in levels.items()}
-        weights = tuple(1.0 / (count * dens[c]) for c, ls in levels.items() for _ in ls)
         clean_weight = -sum(len(ls) / (count * dens[c]) for c, ls in levels.items())
         r = clean.iloc[0]
-        out["rel_mCE"] = Estimand((*keys, (model, "clean", r.item, int(r.level), "err")), (*weights, clean_weight))
+        out["rel_mCE"] = Estimand((*keys, (model, "clean", r["item"], int(r["level"]), "err")),
+                                  (*(1.0 / (count * dens[c]) for c in levels), clean_weight))
     return out
 
 
@@ -107,6 +107,18 @@ def _attack(
             for eps in att.eps.astype(str).unique()}
 
 
+def suite_estimands(
+    df: pd.DataFrame, suites: Mapping[str, Any], model: str, suite: str, baseline: str | None
+) -> dict[str, Estimand]:
+    """Every registered metric's estimand for one model and suite."""
+    cells = df[(df.model == model) & (df.suite == suite)]
+    has_base = baseline is not None and ((df.model == baseline) & (df.suite == suite)).any()
+    out: dict[str, Estimand] = {}
+    for _, maker in ESTIMANDS.items():
+        out.update(maker(model, cells, suites.get(suite, {}), baseline if has_base else None))
+    return out
+
+
 def metric_estimates(
     evidence: Evidence, df: pd.DataFrame, suites: Mapping[str, Any], model: str, suite: str,
     baseline: str | None, points: Mapping[str, Any],
@@ -115,13 +127,13 @@ def metric_estimates(
     key = (model, suite, baseline)
     cache = evidence._metrics
     if key not in cache:
-        cells = df[(df.model == model) & (df.suite == suite)]
-        definition = suites.get(suite, {})
-        has_base = baseline is not None and ((df.model == baseline) & (df.suite == suite)).any()
-        estimands: dict[str, Estimand] = {}
-        for _, maker in ESTIMANDS.items():
-            estimands.update(maker(model, cells, definition, baseline if has_base else None))
         sample = evidence.sample(df, suite)
+        if (suite, baseline) not in evidence._prepared:  # first model of the suite: resample all models at once
+            models = sorted(df[df.suite == suite].model.unique())
+            every = [suite_estimands(df, suites, m, suite, baseline) for m in models]
+            evidence.prepare(sample, [e for metrics in every for e in metrics.values()])
+            evidence._prepared.add((suite, baseline))
+        estimands = suite_estimands(df, suites, model, suite, baseline)
         cache[key] = {m: evidence.estimate(sample, e, float(points[m])) for m, e in estimands.items()
                       if m in points and pd.notna(points[m])}
     return cache[key]

@@ -38,6 +38,8 @@ _MEASURES["corruption"] = _MEASURES["clean"]
 
 WORST_CASE = "attack-worst"
 """Kind of the derived cells holding the per-image worst case over a suite's attacks at one eps."""
+ALL_LEVELS = -1
+"""Level of the derived cells that sum a corruption's errors over all its stored severities."""
 
 
 def store_outcomes(store: Any) -> OutcomeReader:
@@ -99,6 +101,7 @@ class Evidence:
     _outcomes: dict[tuple[str, str], Outcomes] = field(default_factory=dict, repr=False)
     _samples: dict[str, RatioSample] = field(default_factory=dict, repr=False)
     _metrics: dict[tuple, dict[str, Estimate | None]] = field(default_factory=dict, repr=False)
+    _prepared: set[tuple[str, str | None]] = field(default_factory=set, repr=False)
 
     def outcomes(self, model: str, suite: str) -> Outcomes:
         if (model, suite) not in self._outcomes:
@@ -118,13 +121,25 @@ class Evidence:
                         found.append((model, r, have[key]))
             domain = np.unique(np.concatenate([np.asarray(o["index"], np.int64) for *_, o in found] or [[]]))
             sample = RatioSample(domain, self.bootstrap)
+            levels: dict[tuple[str, str], list[int]] = {}
             for model, r, o in found:
                 for measure, split in _MEASURES[r.kind].items():
                     num, den = split(o)
                     sample.add((model, r.kind, r.item, int(r.level), measure), o["index"], num, den)
+                if r.kind == "corruption":
+                    levels.setdefault((model, r.item), []).append(int(r.level))
+            stored = cells[cells.kind == "corruption"].groupby(["model", "item"])["level"].nunique().to_dict()
+            for (model, item), ls in levels.items():
+                if len(ls) == stored.get((model, item)):  # only when every severity has per-image data
+                    sample.add_sum((model, "corruption", item, ALL_LEVELS, "err"),
+                                   [(model, "corruption", item, lv, "err") for lv in sorted(ls)])
             _add_worst_cases(sample, cells, found)
             self._samples[suite] = sample
         return self._samples[suite]
+
+    def prepare(self, sample: RatioSample, estimands: Sequence[Estimand]) -> None:
+        """Resample the cells of all ``estimands`` in one pass (those with per-image data)."""
+        sample.request([c for e in estimands if all(k in sample for k in e.cells()) for c in e.cells()])
 
     def estimate(self, sample: RatioSample, estimand: Estimand, point: float) -> Estimate | None:
         """Replicates and interval of ``estimand``; ``None`` when a cell it reads has no per-image data."""
@@ -154,6 +169,6 @@ def _add_worst_cases(sample: RatioSample, cells: pd.DataFrame, found: Sequence[t
         index = np.asarray(members[0][1]["index"], np.int64)
         survive = np.ones(index.size, dtype=bool)
         for _, o in members:
-            robust = dict(zip(np.asarray(o["index"], np.int64).tolist(), np.asarray(o["robust"], bool).tolist()))
-            survive &= np.array([robust.get(i, False) for i in index.tolist()], dtype=bool)
+            # An image this attack did not evaluate does not count as surviving it.
+            survive &= np.isin(index, np.asarray(o["index"], np.int64)[np.asarray(o["robust"], bool)])
         sample.add((model, WORST_CASE, eps, 0, "robust"), index, survive, 1.0)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from robench.report.display import readable
 from robench.report.render import LEGEND
 
 TITLES = {
     "overall": "Leaderboard",
-    "paired": "GAP vs GCP (delta = GCP − GAP)",
+    "paired": "GAP vs GCP (delta = GCP − GAP; [95 % interval], p, verdict)",
+    "paired_corruptions": "GAP vs GCP per corruption cell (McNemar mid-p, Holm, Cohen's κ)",
+    "groups": "Seed groups (mean ± sd over seeds)",
     "published": "Measured vs published (difference = measured − published)",
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error, %)",
@@ -72,7 +75,7 @@ def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, 
     for kind, board in boards.items():
         if board.empty:
             continue
-        parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(board, kind)}")
+        parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(readable(board), kind)}")
         legend = [f"<li>{html.escape(c)}: {html.escape(LEGEND[c])}</li>" for c in board.columns if c in LEGEND]
         if legend and kind == "overall":
             parts.append(f"<ul class='legend'>{''.join(legend)}</ul>")

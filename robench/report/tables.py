@@ -22,7 +22,8 @@ from robench.metrics.corruption import corruption_error, relative_corruption_err
 from robench.report.comparisons import groups_table, paired, paired_corruptions_table
 from robench.report.estimands import interval_columns, metric_estimates
 from robench.report.estimands import suite_baseline as _baseline
-from robench.report.evidence import Evidence, store_outcomes
+from robench.report.evidence import ALL_LEVELS, Estimand, Evidence, store_outcomes
+from robench.stats.binomial import wilson
 from robench.stats.bootstrap import Bootstrap
 from robench.store import Store
 
@@ -255,37 +256,81 @@ def overall(
     return out[[x for c in order for x in (c, f"{c}_lo", f"{c}_hi") if x in out.columns]]
 
 
-def perturbations_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model, perturbation and difficulty: flip probability (%) and top-5 distance."""
+def _with_intervals(
+    rows: list[dict[str, Any]], df: pd.DataFrame, evidence: Evidence | None,
+    estimands: list[tuple[int, str, Estimand]],
+) -> None:
+    """Fill ``<metric>_lo`` / ``_hi`` of ``rows[i]`` from ``(i, metric, estimand)``, resampling each suite once."""
+    evidence = evidence or Evidence(lambda model, suite: {})
+    by_suite: dict[str, list[tuple[int, str, Estimand]]] = {}
+    for i, metric, est in estimands:
+        by_suite.setdefault(rows[i]["suite"], []).append((i, metric, est))
+    for suite, todo in by_suite.items():
+        sample = evidence.sample(df, suite)
+        evidence.prepare(sample, [e for _, _, e in todo])
+        for i, metric, est in todo:
+            found = evidence.estimate(sample, est, float(rows[i][metric]))
+            rows[i][f"{metric}_lo"] = found.interval.lo if found else math.nan
+            rows[i][f"{metric}_hi"] = found.interval.hi if found else math.nan
+
+
+def perturbations_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model, perturbation and difficulty: flip probability (%) and top-5 distance, with intervals."""
     p = df[df.kind == "perturbation"]
     if p.empty or "fp" not in p.columns:
         return pd.DataFrame(columns=["model", "pooling", "suite", "perturbation", "difficulty", "FP", "T5D"])
-    out = p[["model", "pooling", "suite", "item", "level", "fp", "t5d"]]
-    return out.rename(columns={"item": "perturbation", "level": "difficulty", "fp": "FP", "t5d": "T5D"})
+    rows, todo = [], []
+    for r in p.itertuples(index=False):
+        rows.append({"model": r.model, "pooling": r.pooling, "suite": r.suite, "perturbation": r.item,
+                     "difficulty": r.level, "FP": r.fp, "T5D": r.t5d})
+        for metric, measure, scale in (("FP", "fp", 100.0), ("T5D", "t5d", 1.0)):
+            key = (r.model, "perturbation", r.item, int(r.level), measure)
+            todo.append((len(rows) - 1, metric, Estimand((key,), (1.0,), scale=scale)))
+    _with_intervals(rows, df, evidence, todo)
+    out = pd.DataFrame(rows)
+    return out[["model", "pooling", "suite", "perturbation", "difficulty", "FP", "FP_lo", "FP_hi", "T5D", "T5D_lo",
+                "T5D_hi"]]
 
 
-def attacks_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model, attack and eps: robust accuracy (%) and forward/backward passes per image."""
+def attacks_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model, attack and eps: robust accuracy (%) with its Wilson interval, forward/backward passes per image."""
     a = df[df.kind == "attack"]
     if a.empty or "robust" not in a.columns:
         return pd.DataFrame(columns=["model", "pooling", "suite", "attack", "eps", "robust_acc"])
     out = a[["model", "pooling", "suite", "item", "eps", "robust_acc"]].rename(columns={"item": "attack"})
+    lo, hi = wilson(a.robust.to_numpy(), a.n.to_numpy(), evidence.bootstrap.confidence if evidence else 0.95)
+    out = out.assign(robust_acc_lo=100.0 * lo, robust_acc_hi=100.0 * hi)
     out = out.assign(fwd_per_img=a.forwards / a.n, bwd_per_img=a.backwards / a.n)
     return out.reset_index(drop=True)
 
 
-def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model and corruption: mean error over severities and, with a baseline, the CE (percent)."""
-    rows = []
+def corruptions_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model and corruption: mean error over severities and, with a baseline, the CE (percent), each with
+    its image-bootstrap interval."""
+    rows, todo = [], []
     for (model, suite), cells in df[df.kind == "corruption"].groupby(["model", "suite"], sort=True):
         base = _baseline(suites.get(suite, {}))
         for corruption, errs in corruption_errors(cells, sorted(cells.item.unique())).items():
             row = {"model": model, "pooling": cells.pooling.iloc[0], "suite": suite, "corruption": corruption,
                    "err": 100.0 * sum(errs) / len(errs)}
+            key = ((model, "corruption", corruption, ALL_LEVELS, "err"),)
+            rows.append(row)
+            todo.append((len(rows) - 1, "err", Estimand(key, (1.0 / len(errs),))))
             if base is not None and corruption in base.errors and len(errs) == len(base.errors[corruption]):
                 row["CE"] = corruption_error(errs, base.errors[corruption])
-            rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["model", "pooling", "suite", "corruption", "err"])
+                todo.append((len(rows) - 1, "CE", Estimand(key, (1.0 / sum(base.errors[corruption]),))))
+    _with_intervals(rows, df, evidence, todo)
+    if not rows:
+        return pd.DataFrame(columns=["model", "pooling", "suite", "corruption", "err"])
+    out = pd.DataFrame(rows)
+    first = ["model", "pooling", "suite", "corruption", "err", "err_lo", "err_hi"]
+    return out[first + [c for c in ("CE", "CE_lo", "CE_hi") if c in out.columns]]
 
 
 def severities_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
