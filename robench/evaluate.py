@@ -25,6 +25,7 @@ from robench.data.batches import iter_batches
 from robench.data.sources import open_dataset
 from robench.errors import InputError
 from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
+from robench.outcomes import concat
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
 from robench.suites import Item, Suite, load_suite
 
@@ -226,13 +227,35 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
                             cell_config(m, suite, item, level, fingerprint, item_n, cfg),
-                            item_n - t["skipped"], t, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            item_n - t["skipped"], counts, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            per_image,
                         )
                         for m, t in zip(pending, totals)
+                        for counts, per_image in [split_outcomes(t)]
                     )
                 summary.computed += len(pending)
+        if store is not None:
+            _log_missing_outcomes(store, models, suite)
         ctx.barrier()
     return summary
+
+
+def _log_missing_outcomes(store: Store, models: Sequence[ModelLike], suite: Suite) -> None:
+    """One line when reused cells (from a schema-1 store) lack the per-image outcomes intervals need."""
+    missing = sum(len(store.cells_without_outcomes(m.name, suite.name)) for m in models)
+    if missing:
+        log.info(
+            "%s: %d stored cells have no per-image outcomes (computed by an older robench); their point "
+            "estimates are kept but intervals, paired tests and `robench export` skip them; rerun with --fresh "
+            "to recompute them", suite.name, missing,
+        )
+
+
+def split_outcomes(totals: Counts) -> tuple[Counts, dict[str, Any] | None]:
+    """A cell's summed counts without, and its per-image outcomes joined and sorted by dataset index."""
+    counts = {k: v for k, v in totals.items() if k != "outcomes"}
+    parts = totals.get("outcomes")
+    return counts, (concat(parts) if parts else None)
 
 
 def _run_cell(
