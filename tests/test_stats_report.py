@@ -191,3 +191,26 @@ def test_paired_table_without_pairs_keeps_its_columns():
     data = synthetic_results([SyntheticModel("only-gap", "gap", 0.1)], n=50)
     assert paired(data.cells, data.suites, evidence=_evidence(data)).empty
     assert isinstance(paired_corruptions_table(data.cells, data.suites), pd.DataFrame)
+
+
+def test_the_same_checkpoint_evaluated_under_two_names_end_to_end(tmp_path, fake_models):
+    from robench.evaluate import EvalConfig, run_eval
+    from robench.report import write_reports
+
+    twin = fake_models[0]
+    copy = type(twin)("tiny-gcp", twin.arch, "gcp", twin.num_classes, "c" * 64, twin.module)
+    store = run_eval(EvalConfig(out=tmp_path / "o", limit=24, batch_size=24), models=[twin, copy]).store
+    out = write_reports(store, tmp_path / "r", figures=False, html=False, bootstrap=Bootstrap(200))
+    row = pd.read_csv(tmp_path / "r" / "paired.csv").iloc[0]
+    for m in ("clean_err", "mCE", "FP", "T5D"):
+        assert (row[f"{m}_delta"], row[f"{m}_delta_lo"], row[f"{m}_delta_hi"], row[f"{m}_p"]) == (0, 0, 0, 1)
+    assert row.verdict == "no significant difference"
+    cells = pd.read_csv(tmp_path / "r" / "paired_corruptions.csv")
+    assert len(cells) and (cells.p_mid == 1).all() and (cells.kappa == 1).all()
+    board = pd.read_csv(tmp_path / "r" / "leaderboard.csv")
+    for m in ("clean_err", "mCE", "FP", "T5D"):
+        assert (board[f"{m}_lo"] <= board[m]).all() and (board[m] <= board[f"{m}_hi"]).all()
+    # Same store, same files, byte for byte.
+    again = write_reports(store, tmp_path / "r2", figures=False, html=False, bootstrap=Bootstrap(200))
+    for a, b in zip(sorted(out), sorted(again)):
+        assert a.name == b.name and a.read_bytes() == b.read_bytes(), a.name

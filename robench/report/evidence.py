@@ -23,6 +23,7 @@ import pandas as pd
 
 from robench.stats.bootstrap import Bootstrap, Interval, bca_interval, percentile_interval
 from robench.stats.sample import RatioSample
+from robench.store import Store
 
 Outcomes = Mapping[tuple[str, str, int], Mapping[str, np.ndarray]]
 OutcomeReader = Callable[[str, str], Outcomes]
@@ -42,10 +43,9 @@ ALL_LEVELS = -1
 """Level of the derived cells that sum a corruption's errors over all its stored severities."""
 
 
-def store_outcomes(store: Any) -> OutcomeReader:
-    """The store's per-image outcome reader; a store without one (older schema) reads as no outcomes."""
-    read = getattr(store, "outcomes", None)
-    return read if callable(read) else (lambda model, suite: {})
+def store_outcomes(store: Store) -> OutcomeReader:
+    """The store's per-image outcome reader (cells migrated from schema 1 have none: no intervals)."""
+    return store.outcomes
 
 
 @dataclass(frozen=True)
