@@ -68,15 +68,22 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, de
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for leaderboard.md/csv, results.csv, paired tables, figures, index.html (default: print).")
 @click.option("--kind", default="overall", show_default=True,
-              help="Table to print: overall, paired, corruptions, severities, perturbations, cells.")
+              help="Table to print: overall, paired, paired_corruptions, groups, corruptions, severities, "
+              "perturbations, attacks, published, cells.")
 @click.option("--baseline", default=None, metavar="MODEL", help="Stored model that normalises mFR/mT5D.")
-def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | None) -> None:
+@click.option("--replicates", type=int, default=2000, show_default=True, help="Bootstrap replicates of the intervals.")
+@click.option("--interval-seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | None, replicates: int,
+                    interval_seed: int) -> None:
     """Re-render leaderboards from a store without computing anything."""
     from robench.report import leaderboard, to_markdown, write_reports
+    from robench.stats import Bootstrap
 
-    click.echo(to_markdown(leaderboard(store, kind, baseline=baseline), title=f"robench {kind}"))
+    boot = Bootstrap(replicates, interval_seed)
+    click.echo(to_markdown(leaderboard(store, kind, baseline=baseline, bootstrap=boot), title=f"robench {kind}",
+                           bootstrap=boot))
     if out is not None:
-        for p in write_reports(store, out, baseline=baseline):
+        for p in write_reports(store, out, baseline=baseline, bootstrap=boot):
             click.echo(f"wrote {p}", err=True)
 
 

@@ -68,8 +68,13 @@ def table_html(board: pd.DataFrame, table_id: str) -> str:
     return f"<div class='scroll'>{table}</div>"
 
 
-def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench") -> str:
-    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs."""
+def render_html(
+    boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench", note: str = ""
+) -> str:
+    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs.
+
+    ``note`` (how the bracketed intervals were computed) is printed under the leaderboard's legend.
+    """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     for kind, board in boards.items():
@@ -77,6 +82,8 @@ def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, 
             continue
         parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(readable(board), kind)}")
         legend = [f"<li>{html.escape(c)}: {html.escape(LEGEND[c])}</li>" for c in board.columns if c in LEGEND]
+        if note and kind == "overall":
+            legend.append(f"<li>{html.escape(note)}</li>")
         if legend and kind == "overall":
             parts.append(f"<ul class='legend'>{''.join(legend)}</ul>")
     if figures:

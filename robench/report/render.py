@@ -124,5 +124,5 @@ def write_reports(
     if html:
         from robench.report.html import render_html
 
-        emit("index.html", render_html(boards, [png for png, _ in figs]))
+        emit("index.html", render_html(boards, [png for png, _ in figs], note=interval_note(bootstrap)))
     return written
