@@ -8,7 +8,7 @@ from scipy.stats import binom, binomtest
 
 from robench.errors import InputError
 from robench.stats import Bootstrap, bca_interval, bootstrap_p, cohen_kappa, holm, mcnemar, paired_t, wilson
-from robench.stats.bootstrap import percentile_interval
+from robench.stats.bootstrap import percentile_interval, tail_rank
 from robench.stats.paired import discordance
 from robench.stats.sample import RatioSample
 
@@ -140,3 +140,13 @@ def _coverage(method: str, sims: int = 150) -> float:
 def test_bootstrap_coverage_is_near_nominal(method):
     # 150 simulated datasets: Monte-Carlo SE of the coverage ≈ 0.018, so ±0.06 is > 3 SE.
     assert 0.89 <= _coverage(method) <= 1.0
+
+
+@pytest.mark.parametrize("replicates", [2000, 999, 300])
+def test_delta_interval_excludes_zero_exactly_when_p_is_below_alpha(replicates):
+    rng = np.random.default_rng(5)
+    for shift in np.linspace(0.0, 3.0, 41):
+        star = np.round(rng.normal(shift, 1.0, replicates), 1)  # rounding makes ties at 0
+        iv = percentile_interval(star)
+        assert (bootstrap_p(star) < 0.05) == (iv.lo > 0 or iv.hi < 0), (replicates, shift)
+    assert tail_rank(2000) == 49  # the 50th of 2,000 sorted replicates: the 2.5 % point

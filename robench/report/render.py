@@ -47,8 +47,11 @@ LEGEND = {
 
 
 def markdown_table(board: pd.DataFrame) -> str:
-    return tabulate(readable(board), headers="keys", tablefmt="github", showindex=False, floatfmt=".2f",
-                    missingval="", disable_numparse=False)
+    shown = readable(board)
+    # Text columns ("29.74 [29.12, 30.41]", p-values "0.030") stay as written; numbers get two decimals.
+    text = [i for i, c in enumerate(shown.columns) if shown[c].dtype == object]
+    return tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="",
+                    disable_numparse=text or False)
 
 
 def interval_note(bootstrap: Bootstrap) -> str:

@@ -15,6 +15,7 @@ order BLAS adds it in — the same store gives byte-identical intervals on any m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,24 @@ def _quantiles(star: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.quantile(finite, probs)
 
 
-def percentile_interval(star: np.ndarray, confidence: float = 0.95) -> Interval:
-    """Percentile interval ``[θ*_(α/2), θ*_(1−α/2)]`` of replicates ``star`` (non-finite ones ignored)."""
+def tail_rank(replicates: int, confidence: float = 0.95) -> int:
+    """0-based rank of the lower percentile endpoint among ``replicates`` sorted values.
+
+    The ``(B + 1)·α/2``-th order statistic (Davison & Hinkley 1997, §5.2), rounded so that ``0`` lies
+    outside a delta's interval exactly when :func:`robench.stats.paired.bootstrap_p` is below α.
+    """
     alpha = 1.0 - confidence
-    lo, hi = _quantiles(np.asarray(star, dtype=np.float64), np.array([alpha / 2, 1 - alpha / 2]))
-    return Interval(float(lo), float(hi), "percentile")
+    return max(0, math.ceil((alpha * (replicates + 1) - 1) / 2) - 1)
+
+
+def percentile_interval(star: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Percentile interval ``[θ*_(k), θ*_(B+1−k)]``, k = (B + 1)·α/2, of replicates ``star`` (order
+    statistics, no interpolation; non-finite replicates ignored)."""
+    finite = np.sort(np.asarray(star, dtype=np.float64)[np.isfinite(star)])
+    if finite.size == 0:
+        return Interval(np.nan, np.nan, "percentile")
+    k = min(tail_rank(finite.size, confidence), (finite.size - 1) // 2)
+    return Interval(float(finite[k]), float(finite[finite.size - 1 - k]), "percentile")
 
 
 def acceleration(jackknife: np.ndarray) -> float:
