@@ -49,7 +49,7 @@ LEGEND = {
 def markdown_table(board: pd.DataFrame) -> str:
     shown = readable(board)
     # Text columns ("29.74 [29.12, 30.41]", p-values "0.030") stay as written; numbers get two decimals.
-    text = [i for i, c in enumerate(shown.columns) if shown[c].dtype == object]
+    text = [i for i, c in enumerate(shown.columns) if not pd.api.types.is_numeric_dtype(shown[c])]
     return tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="",
                     disable_numparse=text or False)
 
