@@ -64,16 +64,19 @@ class Selection:
 
     def indices(self, n: int | None = None) -> list[int]:
         """The first ``n`` (default: :attr:`size`) selected images, in ascending index order."""
-        n = self.size if n is None else min(n, self.size)
-        return sorted(int(i) for i in self.order[:n])
+        return self._sorted(n).tolist()
 
     def key(self, n: int | None = None) -> str | None:
         """What identifies the first ``n`` images in a cell config; ``None`` for the whole dataset."""
         n = self.size if n is None else min(n, self.size)
         if not self.source and n == self.dataset_size:
             return None
-        digest = hashlib.sha256(np.asarray(self.indices(n), dtype="<i8").tobytes()).hexdigest()[:16]
+        digest = hashlib.sha256(self._sorted(n).astype("<i8").tobytes()).hexdigest()[:16]
         return f"{RULE}:{self.source}:{n}:{digest}"
+
+    def _sorted(self, n: int | None) -> np.ndarray:
+        n = self.size if n is None else min(n, self.size)
+        return np.sort(self.order[:n])
 
 
 def read_subset(path: Path) -> list[str]:
