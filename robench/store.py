@@ -38,18 +38,18 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
 """Schema versions a read-only open accepts (1: counts only, no per-image outcomes)."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS models (
+_SCHEMA_1 = (
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS models (
     model TEXT PRIMARY KEY,
     arch TEXT NOT NULL,
     pooling TEXT NOT NULL,
     num_classes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     card TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, definition TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cells (
+)""",
+    """CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, definition TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cells (
     model TEXT NOT NULL,
     suite TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -60,8 +60,9 @@ CREATE TABLE IF NOT EXISTS cells (
     counts TEXT NOT NULL,
     provenance TEXT NOT NULL,
     PRIMARY KEY (model, suite, kind, item, level)
-);
-"""
+)""",
+)
+"""The tables of schema 1 (all kept unchanged in schema 2)."""
 
 _SCHEMA_2 = (
     """CREATE TABLE IF NOT EXISTS per_image (
@@ -139,20 +140,9 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
-            with self._db:
-                self._db.executescript(_SCHEMA)
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self.schema = self._schema_version()
-            if self.schema == 1:
-                self._migrate_from_1()
-            elif self.schema == SCHEMA_VERSION:
-                for statement in _SCHEMA_2:  # a fresh store (no-ops on a complete one)
-                    self._db.execute(statement)
+            self.schema = self._create_or_migrate()
         except sqlite3.DatabaseError as e:
             raise _store_error(self.path, e) from None
-        if self.schema != SCHEMA_VERSION:
-            raise InputError(f"{self.path} has store schema {self.schema}, this robench writes {SCHEMA_VERSION}; "
-                             "upgrade robench or choose another --out.")
 
     def _schema_version(self) -> int | None:
         try:
@@ -161,21 +151,33 @@ class Store:
             raise InputError(f"{self.path} is not a robench result store ({e}).") from None
         return None if row is None else int(row[0])
 
-    def _migrate_from_1(self) -> None:
-        """Schema 1 → 2 in one transaction: add the per-image and dataset tables; cells are kept as they are."""
+    def _create_or_migrate(self) -> int:
+        """Create a fresh store, or migrate a schema-1 store to schema 2, in one transaction.
+
+        A run killed here leaves either the store as it was or the complete new schema, never a
+        version number that does not match the tables. The migration only adds tables; cells are
+        kept as they are (with no per-image outcomes).
+        """
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA_2:
+            for statement in (*_SCHEMA_1, *_SCHEMA_2):  # no-ops where the tables exist
                 db.execute(statement)
-            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            found = self._schema_version()
+            if found not in (1, SCHEMA_VERSION):
+                raise InputError(f"{self.path} has store schema {found}, this robench writes {SCHEMA_VERSION}; "
+                                 "upgrade robench or choose another --out.")
+            if found == 1:
+                db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             db.commit()
         except BaseException:
             db.rollback()
             raise
-        self.schema = SCHEMA_VERSION
-        log.info("%s: migrated the result store from schema 1 to %d (cells kept; they have no per-image outcomes)",
-                 self.path, SCHEMA_VERSION)
+        if found == 1:
+            log.info("%s: migrated the result store from schema 1 to %d (cells kept; they have no per-image "
+                     "outcomes)", self.path, SCHEMA_VERSION)
+        return SCHEMA_VERSION
 
     def close(self) -> None:
         self._db.close()
