@@ -214,3 +214,10 @@ def test_the_same_checkpoint_evaluated_under_two_names_end_to_end(tmp_path, fake
     again = write_reports(store, tmp_path / "r2", figures=False, html=False, bootstrap=Bootstrap(200))
     for a, b in zip(sorted(out), sorted(again)):
         assert a.name == b.name and a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_empty_tables_render_to_markdown():
+    from robench.report.render import to_markdown
+
+    empty = pd.DataFrame({"model": pd.Series([], dtype=object), "metric": pd.Series([], dtype=object)})
+    assert "| model" in to_markdown(empty)

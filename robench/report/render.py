@@ -51,7 +51,7 @@ def markdown_table(board: pd.DataFrame) -> str:
     # Text columns ("29.74 [29.12, 30.41]", p-values "0.030") stay as written; numbers get two decimals.
     text = [i for i, c in enumerate(shown.columns) if not pd.api.types.is_numeric_dtype(shown[c])]
     return tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="",
-                    disable_numparse=text or False)
+                    disable_numparse=text if text and len(shown) else False)
 
 
 def interval_note(bootstrap: Bootstrap) -> str:
