@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from robench.corruptions import CORRUPTIONS, corrupt, jpeg_roundtrip
 from robench.evaluate import EvalConfig, run_eval
+from robench.export import per_image
 from robench.metrics.corruption import mce, relative_mce
 from robench.metrics.perturbation import flip_probability, top5_distance
 from robench.models import create_model, load_model, resolve_model
@@ -30,6 +31,7 @@ __all__ = [
     "load_results",
     "load_suite",
     "mce",
+    "per_image",
     "perturb",
     "relative_mce",
     "resolve_model",

@@ -31,7 +31,10 @@ def cli(quiet: bool) -> None:
 @click.option("--suite", default="demo", show_default=True, help="Built-in suite name or a suite .toml file.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset root (overrides the suite's default data).")
-@click.option("--limit", type=int, default=None, help="Evaluate only the first N images.")
+@click.option("--limit", type=int, default=None,
+              help="Evaluate a class-balanced subset of N images (round robin over classes; README: Subsets).")
+@click.option("--subset", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Evaluate only the images listed in FILE (relative paths <class>/<file>, one per line).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("robench-out"), show_default=True,
               help="Output folder: results.sqlite store, leaderboard.md/csv, results.csv.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
@@ -45,14 +48,14 @@ def cli(quiet: bool) -> None:
               help="Stored model whose FP/T5D normalise mFR/mT5D (e.g. torchvision AlexNet run on the same suite).")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="An unreadable image stops the run, or is skipped and counted (column `skipped`).")
-def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, device, seed, fresh, amp,
+def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, workers, device, seed, fresh, amp,
              baseline, on_bad_image) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
     from robench.report import leaderboard, to_markdown, write_reports
 
     cfg = EvalConfig(
-        ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit,
+        ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit, subset=subset,
         out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
         on_bad_image=on_bad_image,
     )
@@ -68,16 +71,35 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, out, batch_size, workers, de
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for leaderboard.md/csv, results.csv, paired tables, figures, index.html (default: print).")
 @click.option("--kind", default="overall", show_default=True,
-              help="Table to print: overall, paired, corruptions, severities, perturbations, cells.")
+              help="Table to print: overall, paired, paired_corruptions, groups, corruptions, severities, "
+              "perturbations, attacks, published, cells.")
 @click.option("--baseline", default=None, metavar="MODEL", help="Stored model that normalises mFR/mT5D.")
-def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | None) -> None:
+@click.option("--replicates", type=int, default=2000, show_default=True, help="Bootstrap replicates of the intervals.")
+@click.option("--interval-seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+def leaderboard_cmd(store: Path, out: Path | None, kind: str, baseline: str | None, replicates: int,
+                    interval_seed: int) -> None:
     """Re-render leaderboards from a store without computing anything."""
     from robench.report import leaderboard, to_markdown, write_reports
+    from robench.stats import Bootstrap
 
-    click.echo(to_markdown(leaderboard(store, kind, baseline=baseline), title=f"robench {kind}"))
+    boot = Bootstrap(replicates, interval_seed)
+    click.echo(to_markdown(leaderboard(store, kind, baseline=baseline, bootstrap=boot), title=f"robench {kind}",
+                           bootstrap=boot))
     if out is not None:
-        for p in write_reports(store, out, baseline=baseline):
+        for p in write_reports(store, out, baseline=baseline, bootstrap=boot):
             click.echo(f"wrote {p}", err=True)
+
+
+@cli.command("export")
+@click.option("--store", type=click.Path(path_type=Path), required=True, help="A results.sqlite file.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("per_image.csv"), show_default=True,
+              help="CSV file: one row per image of every clean and corruption cell.")
+def export_cmd(store: Path, out: Path) -> None:
+    """Export per-image outcomes (label, prediction, correctness, confidence) of a store as CSV."""
+    from robench.export import write_per_image
+
+    path, rows = write_per_image(store, out)
+    click.echo(f"wrote {rows} rows to {path}", err=True)
 
 
 @cli.command("corrupt")

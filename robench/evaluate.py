@@ -22,9 +22,11 @@ import robench
 from robench._dist import DistContext
 from robench._progress import progress
 from robench.data.batches import iter_batches
+from robench.data.selection import Selection, dataset_selection
 from robench.data.sources import open_dataset
 from robench.errors import InputError
 from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
+from robench.outcomes import concat
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
 from robench.suites import Item, Suite, load_suite
 
@@ -70,6 +72,7 @@ class EvalConfig:
     suite: str = "demo"
     data: Path | None = None
     limit: int | None = None
+    subset: Path | None = None
     out: Path = Path("robench-out")
     batch_size: int = 256
     workers: int = 0
@@ -112,9 +115,14 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
 
 
 def cell_config(
-    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, cfg: EvalConfig
+    model: ModelLike, suite: Suite, item: Item, level: int, fingerprint: str, n: int, cfg: EvalConfig,
+    selection: str | None = None,
 ) -> str:
-    """Hash of everything that determines a cell's counts; a stored cell is reused only on a match."""
+    """Hash of everything that determines a cell's counts; a stored cell is reused only on a match.
+
+    ``selection`` identifies the images when they are not the whole dataset (:meth:`Selection.key`);
+    it is left out for the whole dataset, so such cells stored by earlier versions stay valid.
+    """
     parts = {
         "robench": robench.__version__,
         "ckpt": model.sha256,
@@ -128,6 +136,8 @@ def cell_config(
         "amp": cfg.amp,
         "on_bad_image": cfg.on_bad_image,
     }
+    if selection is not None:
+        parts["selection"] = selection
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -180,11 +190,9 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
         if ctx.is_main:  # take the writer lock first: a second run fails before any work
             stack.enter_context(exclusive(store_path))
         ds = open_dataset(suite.dataset, cfg.data, suite.protocol, on_bad=cfg.on_bad_image)
-        limit = cfg.limit if cfg.limit is not None else suite.limit
-        if limit is not None and limit < 1:
-            raise InputError(f"--limit must be a positive integer, got {limit}.")
-        n = len(ds) if limit is None else min(limit, len(ds))
-        indices = list(range(n))
+        selection = dataset_selection(ds, limit=cfg.limit if cfg.limit is not None else suite.limit,
+                                      subset=cfg.subset if cfg.subset is not None else suite.subset)
+        n = selection.size
         fingerprint = ds.fingerprint
         if models is None:
             models = load_models(cfg)
@@ -193,11 +201,12 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
         if ctx.is_main:
             store = stack.enter_context(Store(store_path))
             store.put_suite(suite.name, suite_definition(suite))
+            store.put_dataset(fingerprint, getattr(ds, "paths", None) or [str(i) for i in range(len(ds))])
             for m in models:
                 store.put_model(ModelRecord(m.name, m.arch, m.pooling, m.num_classes, m.sha256, _card_dict(m)))
                 if cfg.fresh:
                     store.delete_model_suite(m.name, suite.name)
-            plan = _plan(store, models, suite, fingerprint, n, summary, cfg)
+            plan = _plan(store, models, suite, fingerprint, selection, summary, cfg)
             log.info(
                 "%s: %d cells finished earlier and reused, %d to compute%s%s",
                 suite.name, summary.reused, sum(len(p[2]) for p in plan),
@@ -209,7 +218,7 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
         plan_ids = ctx.broadcast(
             [(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan] if ctx.is_main else None
         )
-        shards = {i: ctx.shard(indices[: item_size(suite.items[i], n)]) for i, _, _ in plan_ids}
+        shards = {i: ctx.shard(selection.indices(item_size(suite.items[i], n))) for i, _, _ in plan_ids}
         n_images = sum(len(shards[i]) for i, _, _ in plan_ids)
         with progress(total=n_images, desc=f"eval {suite.name}", unit="img", disable=not ctx.is_main) as bar:
             for item_id, level, model_ids in plan_ids:
@@ -225,14 +234,36 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                     store.put_cells(
                         CellRecord(
                             CellKey(m.name, suite.name, item.kind, item.name, level),
-                            cell_config(m, suite, item, level, fingerprint, item_n, cfg),
-                            item_n - t["skipped"], t, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            cell_config(m, suite, item, level, fingerprint, item_n, cfg, selection.key(item_n)),
+                            item_n - t["skipped"], counts, _provenance(cfg, m, suite, fingerprint, ctx.world),
+                            per_image,
                         )
                         for m, t in zip(pending, totals)
+                        for counts, per_image in [split_outcomes(t)]
                     )
                 summary.computed += len(pending)
+        if store is not None:
+            _log_missing_outcomes(store, models, suite)
         ctx.barrier()
     return summary
+
+
+def _log_missing_outcomes(store: Store, models: Sequence[ModelLike], suite: Suite) -> None:
+    """One line when reused cells (from a schema-1 store) lack the per-image outcomes intervals need."""
+    missing = sum(len(store.cells_without_outcomes(m.name, suite.name)) for m in models)
+    if missing:
+        log.info(
+            "%s: %d stored cells have no per-image outcomes (computed by an older robench); their point "
+            "estimates are kept but intervals, paired tests and `robench export` skip them; rerun with --fresh "
+            "to recompute them", suite.name, missing,
+        )
+
+
+def split_outcomes(totals: Counts) -> tuple[Counts, dict[str, Any] | None]:
+    """A cell's summed counts without, and its per-image outcomes joined and sorted by dataset index."""
+    counts = {k: v for k, v in totals.items() if k != "outcomes"}
+    parts = totals.get("outcomes")
+    return counts, (concat(parts) if parts else None)
 
 
 def _run_cell(
@@ -293,12 +324,15 @@ def _placed(
 
 
 def item_size(item: Item, n: int) -> int:
-    """Images evaluated for ``item``: the run's ``n``, or fewer where the suite caps the item."""
+    """Images evaluated for ``item``: the run's ``n``, or fewer where the suite caps the item.
+
+    The item's images are the first ``item_size`` of the run's balanced order (a subset of the run's).
+    """
     cap = item.settings.get("limit")
     return n if cap is None else min(n, int(cap))
 
 
-def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, n: int,
+def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: str, selection: Selection,
           summary: EvalSummary, cfg: EvalConfig) -> list[tuple[Item, int, list[ModelLike]]]:
     """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
     done = {m.name: store.configs(m.name, suite.name) for m in models}
@@ -308,7 +342,8 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
             pending = []
             for m in models:
                 stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                config = cell_config(m, suite, item, level, fingerprint, item_size(item, n), cfg)
+                item_n = item_size(item, selection.size)
+                config = cell_config(m, suite, item, level, fingerprint, item_n, cfg, selection.key(item_n))
                 if stored == config:
                     summary.reused += 1
                     continue

@@ -2,7 +2,9 @@
 
 Each kind turns a clean batch into per-model additive counts. New capabilities
 (perturbation sequences, attacks) register a kind here instead of changing the
-evaluator.
+evaluator. Counts may carry ``"outcomes"``: a list of per-batch dicts of per-image arrays
+(fields declared in :mod:`robench.outcomes`), which the evaluator joins, sorts by index and
+stores beside the counts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +21,7 @@ from robench._registry import Registry
 from robench._rng import SampleRNG
 from robench.corruptions import CORRUPTIONS, quantize_uint8
 from robench.errors import InputError
-from robench.metrics.counts import ClassificationCounts
+from robench.metrics.counts import ClassificationCounts, classification_outcomes
 from robench.suites import Item, Suite
 
 Counts = dict[str, Any]
@@ -81,9 +84,10 @@ def apply_protocol(x: torch.Tensor, suite: Suite) -> torch.Tensor:
 def classify(models: Sequence[nn.Module], x: torch.Tensor, batch: Batch, what: str) -> list[Counts]:
     out = []
     for model in models:
+        logits = logits_of(model, x, what)
         counts = ClassificationCounts()
-        counts.update(logits_of(model, x, what), batch.y)
-        out.append(counts.as_dict())
+        counts.update(logits, batch.y)
+        out.append({**counts.as_dict(), "outcomes": [classification_outcomes(logits, batch.y, batch.indices)]})
     return out
 
 
@@ -122,7 +126,7 @@ class PerturbationKind:
                 "revision": PERTURBATIONS.get(item.name).revision}
 
     def evaluate(self, models, batch, item, level, suite):
-        from robench.metrics.perturbation import PerturbationCounts, ranked_classes
+        from robench.metrics.perturbation import PerturbationCounts, per_video_counts, ranked_classes
         from robench.perturbations import PERTURBATIONS, perturbation_rng
 
         pert = PERTURBATIONS.get(item.name)
@@ -139,9 +143,12 @@ class PerturbationKind:
                 ranked[k].append(ranked_classes(logits_of(model, frame, f"{item.name} frame {t}")).cpu())
         out = []
         for per_frame in ranked:
+            top5 = torch.stack(per_frame, dim=1)
             counts = PerturbationCounts()
-            counts.update(torch.stack(per_frame, dim=1), noise=pert.noise, difficulty=level)
-            out.append(counts.as_dict())
+            counts.update(top5, noise=pert.noise, difficulty=level)
+            videos = per_video_counts(top5, noise=pert.noise, difficulty=level)
+            out.append({**counts.as_dict(),
+                        "outcomes": [{"index": np.asarray(batch.indices, dtype=np.int64), **videos}]})
         return out
 
 
@@ -164,9 +171,11 @@ class AttackKind:
                 success = attack(model, batch.x, batch.y, eps=eps, seed=suite.seed, indices=batch.indices,
                                  stats=stats, **item.settings["attack"])
             robust = [i for i, s in zip(batch.indices, success.tolist()) if not s]
+            per_image = {"index": np.asarray(batch.indices, dtype=np.int64),
+                         "robust": ~success.cpu().numpy().astype(bool)}
             out.append({"n": len(batch.indices), "robust": len(robust), "robust_idx": robust,
                         "clean_correct": stats.clean_correct, "forwards": stats.forwards,
-                        "backwards": stats.backwards})
+                        "backwards": stats.backwards, "outcomes": [per_image]})
         return out
 
 
@@ -177,7 +186,7 @@ CELL_KINDS.add("attack", AttackKind())
 
 
 def add_counts(total: Counts | None, more: Counts) -> Counts:
-    """Sum two count dicts (numbers add, lists concatenate)."""
+    """Sum two count dicts (numbers add, lists concatenate: ``robust_idx``, the per-batch ``outcomes``)."""
     if total is None:
         return dict(more)
     return {k: total[k] + more[k] for k in total}

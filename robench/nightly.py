@@ -44,7 +44,7 @@ class NightlyResult:
 
 
 def checked_metrics(board: pd.DataFrame) -> list[str]:
-    return [c for c in board.columns if c.startswith(CHECKED_PREFIXES)]
+    return [c for c in board.columns if c.startswith(CHECKED_PREFIXES) and not c.endswith(("_lo", "_hi"))]
 
 
 def drift(board: pd.DataFrame, reference: pd.DataFrame, tolerance: float) -> list[str]:

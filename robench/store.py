@@ -1,9 +1,16 @@
-"""The result store: one SQLite file holding raw counts per cell, plus provenance.
+"""The result store: one SQLite file holding raw counts per cell, per-image outcomes, plus provenance.
 
 A *cell* is ``(model, suite, kind, item, level)``. Each finished cell is written in its
 own transaction (WAL journal, full sync), so a run killed at any moment leaves only
 whole cells behind and a rerun resumes from them. Aggregates (mCE, …) are never stored;
 reports recompute them from the counts.
+
+Schema 2 adds, per cell, the per-image terms of its counts (table ``per_image``: one zlib-compressed
+array per field, see :mod:`robench.outcomes`), written in the cell's transaction and checked against
+its counts on every read; and, per dataset fingerprint, the relative path of every dataset index
+(table ``datasets``) for per-image exports. A schema-1 store is migrated in one transaction when
+opened for writing (its cells keep their counts and simply have no per-image outcomes); a read-only
+open reads it as it is.
 """
 
 from __future__ import annotations
@@ -11,29 +18,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from robench import outcomes as _outcomes
 from robench.errors import InputError, MissingFileError, StoreLockedError
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS models (
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+"""Schema versions a read-only open accepts (1: counts only, no per-image outcomes)."""
+
+_SCHEMA_1 = (
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS models (
     model TEXT PRIMARY KEY,
     arch TEXT NOT NULL,
     pooling TEXT NOT NULL,
     num_classes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     card TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, definition TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cells (
+)""",
+    """CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, definition TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cells (
     model TEXT NOT NULL,
     suite TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -44,8 +60,26 @@ CREATE TABLE IF NOT EXISTS cells (
     counts TEXT NOT NULL,
     provenance TEXT NOT NULL,
     PRIMARY KEY (model, suite, kind, item, level)
-);
-"""
+)""",
+)
+"""The tables of schema 1 (all kept unchanged in schema 2)."""
+
+_SCHEMA_2 = (
+    """CREATE TABLE IF NOT EXISTS per_image (
+    model TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (model, suite, kind, item, level, field)
+)""",
+    "CREATE TABLE IF NOT EXISTS datasets (fingerprint TEXT PRIMARY KEY, paths BLOB NOT NULL)",
+)
+"""What schema 2 adds to schema 1 (the migration runs exactly these)."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +93,14 @@ class CellKey:
 
 @dataclass(frozen=True)
 class CellRecord:
+    """One finished cell; ``outcomes`` holds its per-image arrays (see :mod:`robench.outcomes`)."""
+
     key: CellKey
     config: str
     n: int
     counts: Mapping[str, Any]
     provenance: Mapping[str, Any]
+    outcomes: Mapping[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,34 +123,61 @@ class Store:
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         if readonly:
             if not self.path.is_file():
                 raise MissingFileError(f"Result store {self.path} does not exist; run `robench eval` first.")
             uri = f"file:{self.path.resolve()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True)
-        else:
-            ensure_folder(self.path.parent)
-            try:
-                self._db = sqlite3.connect(self.path)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.execute("PRAGMA busy_timeout=10000")
-                with self._db:
-                    self._db.executescript(_SCHEMA)
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
-            except sqlite3.DatabaseError as e:
-                raise _store_error(self.path, e) from None
-        self._check_schema()
+            self.schema = self._schema_version()
+            if self.schema not in READABLE_SCHEMAS:
+                raise InputError(f"{self.path} has store schema {self.schema}, this robench reads "
+                                 f"{', '.join(map(str, READABLE_SCHEMAS))}; upgrade robench.")
+            return
+        ensure_folder(self.path.parent)
+        try:
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self.schema = self._create_or_migrate()
+        except sqlite3.DatabaseError as e:
+            raise _store_error(self.path, e) from None
 
-    def _check_schema(self) -> None:
+    def _schema_version(self) -> int | None:
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path} is not a robench result store ({e}).") from None
-        if row is None or int(row[0]) != SCHEMA_VERSION:
-            raise InputError(f"{self.path} has store schema {row and row[0]}, this robench reads {SCHEMA_VERSION}.")
+        return None if row is None else int(row[0])
+
+    def _create_or_migrate(self) -> int:
+        """Create a fresh store, or migrate a schema-1 store to schema 2, in one transaction.
+
+        A run killed here leaves either the store as it was or the complete new schema, never a
+        version number that does not match the tables. The migration only adds tables; cells are
+        kept as they are (with no per-image outcomes).
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in (*_SCHEMA_1, *_SCHEMA_2):  # no-ops where the tables exist
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            found = self._schema_version()
+            if found not in (1, SCHEMA_VERSION):
+                raise InputError(f"{self.path} has store schema {found}, this robench writes {SCHEMA_VERSION}; "
+                                 "upgrade robench or choose another --out.")
+            if found == 1:
+                db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        if found == 1:
+            log.info("%s: migrated the result store from schema 1 to %d (cells kept; they have no per-image "
+                     "outcomes)", self.path, SCHEMA_VERSION)
+        return SCHEMA_VERSION
 
     def close(self) -> None:
         self._db.close()
@@ -154,18 +218,46 @@ class Store:
             )
 
     def put_cells(self, records: Iterable[CellRecord]) -> None:
-        """Write finished cells atomically (all or none)."""
+        """Write finished cells, with their per-image outcomes, atomically (all or none).
+
+        Raises:
+            InputError: a record's outcomes do not add up to its counts (nothing is written).
+        """
+        records = list(records)
         rows = [
             (r.key.model, r.key.suite, r.key.kind, r.key.item, r.key.level, r.config, r.n,
              json.dumps(r.counts, sort_keys=True), json.dumps(r.provenance, sort_keys=True))
             for r in records
         ]
+        blobs = []
+        for r in records:
+            if r.outcomes is None:
+                continue
+            arrays = _outcomes.normalised(r.key.kind, r.outcomes)
+            _check(r.key, arrays, r.counts)
+            spec = _outcomes.OUTCOMES.get(r.key.kind)
+            blobs += [(*_key_tuple(r.key), f, spec.fields[f], len(a), _outcomes.pack(a, spec.fields[f]))
+                      for f, a in arrays.items()]
         with self._writing():
             self._db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "DELETE FROM per_image WHERE model=? AND suite=? AND kind=? AND item=? AND level=?",
+                [_key_tuple(r.key) for r in records],
+            )
+            self._db.executemany("INSERT INTO per_image VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", blobs)
+
+    def put_dataset(self, fingerprint: str, paths: Sequence[str]) -> None:
+        """Record the relative path of every index of a dataset (once per fingerprint)."""
+        if self._db.execute("SELECT 1 FROM datasets WHERE fingerprint=?", (fingerprint,)).fetchone():
+            return
+        blob = zlib.compress("\n".join(paths).encode("utf-8"), 6)
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?)", (fingerprint, blob))
 
     def delete_model_suite(self, model: str, suite: str) -> int:
         with self._writing():
             cur = self._db.execute("DELETE FROM cells WHERE model=? AND suite=?", (model, suite))
+            self._db.execute("DELETE FROM per_image WHERE model=? AND suite=?", (model, suite))
         return cur.rowcount
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -191,6 +283,85 @@ class Store:
     def models(self) -> dict[str, ModelRecord]:
         rows = self._db.execute("SELECT model, arch, pooling, num_classes, sha256, card FROM models")
         return {m: ModelRecord(m, a, p, nc, sha, json.loads(card)) for m, a, p, nc, sha, card in rows}
+
+    def outcomes(self, model: str, suite: str) -> dict[tuple[str, str, int], dict[str, np.ndarray]]:
+        """Per-image outcomes of every cell of ``(model, suite)`` that has them, keyed by ``(kind, item, level)``.
+
+        Arrays are aligned and sorted by ascending dataset index (fields: :mod:`robench.outcomes`).
+        Cells without per-image data (written by a schema-1 robench) are absent.
+
+        Raises:
+            InputError: a cell's per-image data does not add up to its stored counts (a damaged store).
+        """
+        if self.schema < 2:
+            return {}
+        counts = {
+            (k, i, lv): json.loads(c) for k, i, lv, c in self._db.execute(
+                "SELECT kind, item, level, counts FROM cells WHERE model=? AND suite=?", (model, suite))
+        }
+        rows = self._db.execute(
+            "SELECT kind, item, level, field, dtype, length, data FROM per_image WHERE model=? AND suite=? "
+            "ORDER BY kind, item, level", (model, suite),
+        )
+        raw: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+        for k, i, lv, f, dt, length, blob in rows:
+            try:
+                raw.setdefault((k, i, lv), {})[f] = _outcomes.unpack(blob, dt, length)
+            except (zlib.error, ValueError, TypeError) as e:
+                raise InputError(f"{self.path}: per-image field {f!r} of cell {_name(CellKey(model, suite, k, i, lv))} "
+                                 f"is damaged ({e}); recompute it with `robench eval --fresh`.") from None
+        out = {}
+        for cell, arrays in raw.items():
+            key = CellKey(model, suite, *cell)
+            if cell not in counts:
+                raise InputError(f"{self.path}: cell {_name(key)} has per-image outcomes but no counts; "
+                                 "recompute it with `robench eval --fresh`.")
+            fields = _outcomes.OUTCOMES.get(key.kind).fields
+            _check(key, arrays, counts[cell], self.path)
+            out[cell] = {f: arrays[f] for f in fields}
+        return out
+
+    def cells_without_outcomes(self, model: str | None = None, suite: str | None = None) -> list[CellKey]:
+        """Stored cells of a kind with per-image outcomes that have none (e.g. migrated from schema 1)."""
+        kinds = _outcomes.OUTCOMES.names()
+        where = f"c.kind IN ({', '.join('?' * len(kinds))})"
+        args: list[Any] = list(kinds)
+        for column, value in (("model", model), ("suite", suite)):
+            if value is not None:
+                where += f" AND c.{column}=?"
+                args.append(value)
+        if self.schema >= 2:
+            where += (" AND NOT EXISTS (SELECT 1 FROM per_image p WHERE p.model=c.model AND p.suite=c.suite "
+                      "AND p.kind=c.kind AND p.item=c.item AND p.level=c.level)")
+        order = "ORDER BY model, suite, kind, item, level"
+        rows = self._db.execute(f"SELECT model, suite, kind, item, level FROM cells c WHERE {where} {order}", args)
+        return [CellKey(*r) for r in rows]
+
+    def dataset_paths(self, fingerprint: str) -> list[str] | None:
+        """Relative path of every index of the dataset with ``fingerprint`` (``None`` if not recorded)."""
+        if self.schema < 2:
+            return None
+        row = self._db.execute("SELECT paths FROM datasets WHERE fingerprint=?", (fingerprint,)).fetchone()
+        if row is None:
+            return None
+        text = zlib.decompress(row[0]).decode("utf-8")
+        return text.split("\n") if text else []
+
+
+def _key_tuple(key: CellKey) -> tuple[str, str, str, str, int]:
+    return key.model, key.suite, key.kind, key.item, key.level
+
+
+def _name(key: CellKey) -> str:
+    return f"{key.model}/{key.suite}/{key.kind}/{key.item}/{key.level}"
+
+
+def _check(key: CellKey, arrays: Mapping[str, np.ndarray], counts: Mapping[str, Any], path: Path | None = None) -> None:
+    problem = _outcomes.mismatch(key.kind, arrays, counts)
+    if problem is not None:
+        where = f"{path}: " if path is not None else ""
+        raise InputError(f"{where}per-image outcomes of cell {_name(key)} do not match its counts ({problem}); "
+                         "recompute it with `robench eval --fresh`.")
 
 
 @contextlib.contextmanager

@@ -22,6 +22,10 @@ A suite lives in ``corruptions/<name>.toml`` (or any path). Example::
     errors.gaussian_noise = [0.69528, 0.82542, 0.93554, 0.98138, 0.99452]
 
 Unknown keys are rejected with the valid ones named, so a typo never silently changes a run.
+
+``limit = N`` (top level, or in a section) evaluates a deterministic class-balanced subset of N
+images, and ``subset = "FILE"`` (relative to the suite file) an explicit list of relative image
+paths; see :mod:`robench.data.selection` for the rule.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class Suite:
     baseline: Baseline | None = None
     limit: int | None = None
     source: str = ""
+    subset: Path | None = None
 
     def test_corruptions(self) -> list[str]:
         return [i.name for i in self.items if i.kind == "corruption" and CORRUPTIONS.get(i.name).test]
@@ -99,7 +104,7 @@ class Suite:
 
 # ---- parsing -------------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "protocol", "clean",
+_TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "subset", "protocol", "clean",
              "corruptions", "perturbations", "attacks", "baseline"}
 _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
 _CORRUPTION_KEYS = {"names", "severities", "limit"}
@@ -182,7 +187,7 @@ def _parse_corruptions(table: Any, where: str) -> list[Item]:
 
 
 def _item_limit(table: Mapping[str, Any], section: str, where: str) -> int:
-    """A section's ``limit``: at most this many images (the first ones) for its items."""
+    """A section's ``limit``: at most this many images for its items (a prefix of the balanced order)."""
     limit = _typed(table["limit"], int, f"{where}: {section}.limit")
     if limit < 1:
         raise InputError(f"{where}: {section}.limit must be a positive integer.")
@@ -323,6 +328,12 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
     if limit is not None and (_typed(limit, int, f"{where}: limit") < 1):
         raise InputError(f"{where}: limit must be a positive integer.")
     baseline = _parse_baseline(data["baseline"], where) if "baseline" in data else None
+    subset = None
+    if "subset" in data:
+        text = data["subset"]
+        if not isinstance(text, str) or not text:
+            raise InputError(f"{where}: subset must be the path of a file listing relative image paths.")
+        subset = Path(text) if Path(text).is_absolute() or source.startswith("<") else Path(source).parent / text
     return Suite(
         name=str(data.get("name", Path(source).stem)),
         description=str(data.get("description", "")),
@@ -334,6 +345,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
         baseline=baseline,
         limit=limit,
         source=source,
+        subset=subset,
     )
 
 

@@ -9,6 +9,7 @@ import torch.multiprocessing as mp
 from robench._dist import shard
 from robench.evaluate import EvalConfig, run_eval
 from robench.report import write_reports
+from tests._helpers import assert_same_per_image
 
 
 @pytest.mark.parametrize(("n", "world"), [(101, 2), (7, 3), (2, 4), (0, 2), (1000, 7)])
@@ -50,3 +51,4 @@ def test_two_gloo_processes_give_the_one_process_results(tmp_path, fake_models):
     write_reports(multi / "results.sqlite", multi)
     assert (single / "results.csv").read_bytes() == (multi / "results.csv").read_bytes()
     assert (single / "leaderboard.csv").read_bytes() == (multi / "leaderboard.csv").read_bytes()
+    assert assert_same_per_image(single / "results.sqlite", multi / "results.sqlite") > 0

@@ -10,6 +10,7 @@ from robench.evaluate import EvalConfig, run_eval
 from robench.report import leaderboard, load_results, write_reports
 from robench.store import Store
 from robench.suites import load_suite
+from tests._helpers import assert_same_per_image
 
 
 def _levels(kinds: tuple[str, ...] = ("clean", "corruption", "perturbation")) -> int:
@@ -29,6 +30,9 @@ def test_results_do_not_depend_on_batch_size(tmp_path, fake_models):
     tables = [(o / "results.csv").read_bytes() for o in outs]
     assert tables[0] == tables[1] == tables[2]
     assert (outs[0] / "leaderboard.csv").read_bytes() == (outs[2] / "leaderboard.csv").read_bytes()
+    for other in outs[1:]:
+        fields = 6 * _levels(("clean", "corruption")) + 4 * _levels(("perturbation",))
+        assert assert_same_per_image(outs[0] / "results.sqlite", other / "results.sqlite") == 2 * fields
 
 
 def test_rerun_reuses_cells_and_fresh_recomputes(tmp_path, fake_models):
@@ -110,3 +114,29 @@ def test_bad_options_are_user_errors(tmp_path, fake_models):
         _run(tmp_path, fake_models, batch_size=0)
     with pytest.raises(InputError, match="limit"):
         _run(tmp_path, fake_models, limit=0)
+
+
+def test_eval_on_a_schema_1_store_says_how_to_recompute_per_image_outcomes(tmp_path, fake_models, caplog):
+    import logging
+    import sqlite3
+
+    suite = tmp_path / "small.toml"
+    suite.write_text('name = "small"\ndataset = "fashion-mnist-demo"\nparam_set = "cifar"\n[clean]\n'
+                     '[corruptions]\nnames = ["fog"]\nseverities = [1, 2]\n')
+    first = run_eval(EvalConfig(out=tmp_path / "o", suite=str(suite), limit=20), models=fake_models)
+    con = sqlite3.connect(first.store)  # turn it into the store an older robench would have left
+    with con:
+        con.executescript("DROP TABLE per_image; DROP TABLE datasets; UPDATE meta SET value='1';")
+    con.close()
+    with caplog.at_level(logging.INFO, logger="robench"):
+        again = run_eval(EvalConfig(out=tmp_path / "o", suite=str(suite), limit=20), models=fake_models)
+    assert again.reused == 6 and again.computed == 0
+    assert "6 stored cells have no per-image outcomes" in caplog.text and "--fresh" in caplog.text
+    with Store(first.store, readonly=True) as st:
+        assert st.outcomes("tiny-gap", "small") == {}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="robench"):
+        run_eval(EvalConfig(out=tmp_path / "o", suite=str(suite), limit=20, fresh=True), models=fake_models)
+    assert "no per-image outcomes" not in caplog.text
+    with Store(first.store, readonly=True) as st:
+        assert len(st.outcomes("tiny-gap", "small")) == 3

@@ -8,6 +8,7 @@ import pytest
 
 from robench.evaluate import EvalConfig, run_eval
 from robench.report import leaderboard, write_reports
+from tests._helpers import assert_same_per_image
 
 SUITE = """
 name = "mixed"
@@ -70,6 +71,8 @@ def test_perturbation_and_attack_cells_do_not_depend_on_batch_size(tmp_path, sui
     outs = [_run(tmp_path, suite_file, fake_models, f"bs{b}", batch_size=b)[1] for b in (1, 7)]
     assert (outs[0] / "results.csv").read_bytes() == (outs[1] / "results.csv").read_bytes()
     assert (outs[0] / "leaderboard.csv").read_bytes() == (outs[1] / "leaderboard.csv").read_bytes()
+    assert assert_same_per_image(outs[0] / "results.sqlite", outs[1] / "results.sqlite") == 2 * (6 + 3 * 2 * 4
+                                                                                                   + 3 * 2 * 2)
 
 
 def _pcells(model: str, rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:

@@ -96,6 +96,15 @@ class ReleasedSource(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def targets(self) -> np.ndarray:
+        return np.asarray([label for _, label in self.entries], dtype=np.int64)
+
+    @property
+    def paths(self) -> list[str]:
+        """``<wnid>/<file>`` of every index (the same in every cell folder)."""
+        return [rel.as_posix() for rel, _ in self.entries]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         raise InputError(f"The {self.name} download has no clean images; evaluate it through its cells.")
 

@@ -2,7 +2,9 @@
 
 Every source yields ``(uint8 C×H×W tensor, label)`` pairs; the evaluator turns them
 into float ``[0, 1]`` batches. Each source also gives a fingerprint, stored with
-every cell, so results computed on other images are never reused by mistake.
+every cell, so results computed on other images are never reused by mistake, and,
+without reading any image, the label (``targets``) and relative path (``paths``) of
+every index, which subsets (:mod:`robench.data.selection`) and per-image exports use.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 class TensorSource(Dataset):
     """Images held in memory as one uint8 ``N×C×H×W`` tensor."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, classes: tuple[str, ...], name: str):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, classes: tuple[str, ...], name: str,
+                 path_prefix: str | None = None):
         self.images = images
         self.labels = labels.to(torch.int64)
         self.classes = classes
         self.name = name
+        self.path_prefix = path_prefix or name
         h = hashlib.sha256()
         h.update(images.numpy().tobytes())
         h.update(self.labels.numpy().tobytes())
@@ -42,6 +46,15 @@ class TensorSource(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.labels.numpy()
+
+    @property
+    def paths(self) -> list[str]:
+        """``<path_prefix>/<index>``: in-memory images have no files."""
+        return [f"{self.path_prefix}/{i}" for i in range(len(self.labels))]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
@@ -95,6 +108,7 @@ class ImageFolderSource(Dataset):
         if not self.samples:
             raise InputError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its class folders.")
         self.protocol = protocol
+        self.root = root
         h = hashlib.sha256()
         for p, label in self.samples:
             h.update(f"{p.relative_to(root)}\x1f{p.stat().st_size}\x1f{label}\n".encode())
@@ -102,6 +116,15 @@ class ImageFolderSource(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def targets(self) -> np.ndarray:
+        return np.asarray([label for _, label in self.samples], dtype=np.int64)
+
+    @property
+    def paths(self) -> list[str]:
+        """``<class>/<file>`` of every index, relative to the root."""
+        return [p.relative_to(self.root).as_posix() for p, _ in self.samples]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int]:
         from torchvision.transforms import functional as TF
@@ -135,9 +158,11 @@ def _fashion_mnist(data: Path | None, protocol: Protocol, on_bad: str) -> Datase
     else:
         images, labels = fashion_mnist.load_split("test", data)
         name = "fashion-mnist-test"
+    # The shipped subset is the first 2,000 images of the official test split, so index i is test image i
+    # in both cases.
     return TensorSource(
         fashion_mnist.to_model_input(images), torch.from_numpy(labels.astype(np.int64)),
-        classes=fashion_mnist.CLASSES, name=name,
+        classes=fashion_mnist.CLASSES, name=name, path_prefix="fashion-mnist-test",
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -35,3 +37,26 @@ class ClassificationCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {"n": self.n, "top1_errors": self.top1_errors, "top5_errors": self.top5_errors}
+
+
+def classification_outcomes(
+    logits: torch.Tensor, labels: torch.Tensor, indices: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Per-image terms of :class:`ClassificationCounts` for one batch (see :mod:`robench.outcomes`).
+
+    ``pred`` and the top-5 set come from the same ``topk`` as the counts; ``confidence`` is the
+    float32 softmax probability of ``pred``.
+    """
+    labels = labels.to(logits.device)
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    pred = top[:, 0]
+    confidence = torch.softmax(logits.float(), dim=1).gather(1, pred[:, None])[:, 0]
+    return {
+        "index": np.asarray(indices, dtype=np.int64),
+        "label": labels.cpu().numpy().astype(np.int64),
+        "pred": pred.cpu().numpy().astype(np.int64),
+        "correct": (pred == labels).cpu().numpy(),
+        "correct5": (top == labels[:, None]).any(dim=1).cpu().numpy(),
+        "confidence": confidence.cpu().numpy().astype(np.float32),
+    }

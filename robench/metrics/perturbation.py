@@ -119,6 +119,20 @@ def top5_distance_counts(top5, *, noise: bool, difficulty: int = 1) -> tuple[int
     return int(dist.sum()), dist.numel()
 
 
+def per_video_counts(top5, *, noise: bool, difficulty: int = 1) -> dict[str, np.ndarray]:
+    """Each video's ``flips``, ``t5d`` (sum over its pairs) and ``pairs``, from ``N×T×5`` ranked classes.
+
+    The per-video terms of :class:`PerturbationCounts`: they sum to its ``flips``, ``t5d_sum`` and ``pairs``.
+    """
+    t = _as_tensor(top5, dims=3, what="N×T×5 ranked classes").to(torch.int64)
+    ref, cmp = frame_pairs(t.shape[1], noise=noise, difficulty=difficulty)
+    top1 = t[..., 0]
+    flips = (top1[:, ref] != top1[:, cmp]).sum(dim=1)
+    t5d = _pair_distances(t[..., :TOP], ref, cmp).sum(dim=1)
+    return {"flips": flips.numpy(), "t5d": t5d.numpy().astype(np.float64),
+            "pairs": np.full(t.shape[0], len(ref), dtype=np.int64)}
+
+
 def _mean_over_videos(per_pair: torch.Tensor) -> float:
     """Mean over pairs within each video, then over videos, summed in video order as Hendrycks."""
     per_video = per_pair.to(torch.float64).sum(dim=1) / per_pair.shape[1]

@@ -22,6 +22,11 @@ reported for it. Example::
     [published]           # published robustness numbers (%), REFERENCE.md §4.3
     mce = 70.7
 
+Checkpoints trained several times with the same recipe declare the training ``seed`` and a ``group``
+shared by all seeds of one recipe (same arch, pooling and training settings), e.g.
+``group = "demo-gap"``, ``seed = 1``; reports then aggregate the group as mean ± sd over its seeds and
+pair GAP and GCP groups seed by seed (STATISTICS.md §6).
+
 ``source`` is a path relative to the card's folder, an ``http(s)://`` URL, a
 torchvision weights name (``torchvision:ResNet50_Weights.IMAGENET1K_V1``) or
 ``manual:FILE`` for files that must be downloaded by hand from ``homepage``.
@@ -94,6 +99,8 @@ class ModelCard:
         published: Published robustness numbers, if any.
         description: One line for listings.
         homepage: Where to get the weights by hand.
+        seed: Training seed of this checkpoint (``None``: not declared).
+        group: Recipe group shared by checkpoints that differ only in their seed.
         path: The card file.
     """
 
@@ -113,6 +120,8 @@ class ModelCard:
     published: Published | None = None
     description: str = ""
     homepage: str | None = None
+    seed: int | None = None
+    group: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -211,6 +220,12 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Model
     ):
         raise InputError(f"{where}: sha256 must be 64 lower-case hex digits, got {sha!r}.")
     optional_int = {k: _positive_int(raw[k], f"{where}: {k}") for k in ("resize", "crop") if k in raw}
+    seed = raw.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InputError(f"{where}: seed must be a non-negative integer, got {seed!r}.")
+    group = raw.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise InputError(f"{where}: group must be a non-empty string naming the recipe, got {group!r}.")
     return ModelCard(
         name=name,
         arch=raw["arch"],
@@ -226,6 +241,8 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Model
         published=published,
         description=str(raw.get("description", "")),
         homepage=raw.get("homepage"),
+        seed=seed,
+        group=group,
         path=path,
         **optional_int,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def _colours(models: list[str]) -> dict[str, str]:
     return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(models)}
 
 
+def _yerr(table: pd.DataFrame, value: str) -> list[list[float]] | None:
+    """Asymmetric error bars ``[value − lo, hi − value]`` from ``<value>_lo`` / ``_hi`` (None when absent)."""
+    lo, hi = f"{value}_lo", f"{value}_hi"
+    if lo not in table.columns or hi not in table.columns or table[[lo, hi]].isna().all().all():
+        return None
+    return [(table[value] - table[lo]).fillna(0.0).clip(lower=0).tolist(),
+            (table[hi] - table[value]).fillna(0.0).clip(lower=0).tolist()]
+
+
+ERROR_BARS = {"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"}
+
+
 def _label(df: pd.DataFrame, model: str) -> str:
     pooling = df.loc[df.model == model, "pooling"]
     return f"{model} ({pooling.iloc[0].upper()})" if len(pooling) and pooling.iloc[0] else model
@@ -33,7 +46,8 @@ def _label(df: pd.DataFrame, model: str) -> str:
 
 @FIGURES.register("corruption_bars")
 def corruption_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
-    """Per-corruption error (mean over severities; CE when the suite has a baseline), models side by side."""
+    """Per-corruption error (mean over severities; CE when the suite has a baseline), models side by side,
+    with 95 % image-bootstrap error bars."""
     table = boards["corruptions"]
     if table.empty:
         return None
@@ -47,9 +61,10 @@ def corruption_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> 
         width = 0.8 / len(models)
         colours = _colours(models)
         for k, m in enumerate(models):
-            vals = t[t.model == m].set_index("corruption")[value].reindex(names)
+            mine = t[t.model == m].set_index("corruption").reindex(names)
             xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(names))]
-            ax.bar(xs, vals.values, width, label=_label(t, m), color=colours[m])
+            ax.bar(xs, mine[value].values, width, label=_label(t, m), color=colours[m],
+                   yerr=_yerr(mine, value), error_kw=ERROR_BARS)
         ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
         ax.set_ylabel("corruption error CE (%)" if value == "CE" else "top-1 error, mean over severities (%)")
         ax.set_title(f"{suite}: error per corruption")
@@ -85,7 +100,7 @@ def severity_families(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -
 
 @FIGURES.register("flip_probability")
 def flip_probability_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
-    """Flip probability per perturbation (difficulty 1), models side by side."""
+    """Flip probability per perturbation (difficulty 1), models side by side, with 95 % bootstrap error bars."""
     table = boards.get("perturbations")
     if table is None or table.empty:
         return None
@@ -96,9 +111,10 @@ def flip_probability_bars(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame
     width = 0.8 / len(models)
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for k, m in enumerate(models):
-        vals = table[table.model == m].groupby("perturbation").FP.mean().reindex(names)
+        mine = table[table.model == m].drop_duplicates("perturbation").set_index("perturbation").reindex(names)
         xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(names))]
-        ax.bar(xs, vals.values, width, label=_label(table, m), color=colours[m])
+        ax.bar(xs, mine.FP.values, width, label=_label(table, m), color=colours[m], yerr=_yerr(mine, "FP"),
+               error_kw=ERROR_BARS)
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=30, ha="right")
     ax.set_ylabel("flip probability (%)")
     ax.set_title("Flip probability per perturbation (difficulty 1)")
@@ -128,9 +144,15 @@ def robust_accuracy_curves(cells: pd.DataFrame, boards: Mapping[str, pd.DataFram
             ax.plot(attack.eps_value * scale, attack.robust_acc, color=colours[m], lw=0.8, alpha=0.45)
         if overall is not None and not overall.empty:
             row = overall[overall.model == m].iloc[0]
-            worst = sorted((parse_eps(c[3:]), row[c]) for c in overall.columns if c.startswith("RA@"))
-            ax.plot([e * scale for e, _ in worst], [v for _, v in worst], marker="o", color=colours[m],
-                    label=f"{_label(table, m)} worst case")
+            cols = sorted((parse_eps(c[3:]), c) for c in overall.columns
+                          if c.startswith("RA@") and not c.endswith(("_lo", "_hi")))
+            values = [row[c] for _, c in cols]
+            bounds = [(row.get(f"{c}_lo", math.nan), row.get(f"{c}_hi", math.nan)) for _, c in cols]
+            yerr = None if all(pd.isna(lo) for lo, _ in bounds) else [
+                [max(0.0, v - lo) if pd.notna(lo) else 0.0 for v, (lo, _) in zip(values, bounds)],
+                [max(0.0, hi - v) if pd.notna(hi) else 0.0 for v, (_, hi) in zip(values, bounds)]]
+            ax.errorbar([e * scale for e, _ in cols], values, yerr=yerr, marker="o", color=colours[m],
+                        label=f"{_label(table, m)} worst case", elinewidth=0.8, capsize=2)
     ax.set_xlabel("eps (× 1/255)" if scale == 255.0 else "eps")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_title("Robust accuracy vs eps (thin lines: single attacks)")

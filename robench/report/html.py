@@ -7,13 +7,17 @@ import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from robench.report.display import readable
 from robench.report.render import LEGEND
 
 TITLES = {
     "overall": "Leaderboard",
-    "paired": "GAP vs GCP (delta = GCP − GAP)",
+    "paired": "GAP vs GCP (delta = GCP − GAP; [95 % interval], p, verdict)",
+    "paired_corruptions": "GAP vs GCP per corruption cell (McNemar mid-p, Holm, Cohen's κ)",
+    "groups": "Seed groups (mean ± sd over seeds)",
     "published": "Measured vs published (difference = measured − published)",
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error, %)",
@@ -50,30 +54,48 @@ document.querySelectorAll('th').forEach(th=>th.addEventListener('click',()=>sort
 """
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        if pd.isna(value):
-            return "<td data-v=''></td>"
-        return f"<td data-v='{value!r}'>{value:.2f}</td>"
+def _cell(value: object, key: object = None) -> str:
+    """One ``<td>``; numbers (or the number behind a text such as ``29.74 [29.1, 30.4]``) sort by ``data-v``."""
+    key = value if key is None else key
+    if isinstance(key, float):
+        sort = "" if pd.isna(key) else repr(key)
+        text = ("" if pd.isna(value) else f"{value:.2f}") if isinstance(value, float) else str(value)
+        return f"<td data-v='{sort}'>{html.escape(text)}</td>"
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def table_html(board: pd.DataFrame, table_id: str) -> str:
+def table_html(board: pd.DataFrame, table_id: str, keys: pd.DataFrame | None = None) -> str:
+    """A sortable table of ``board``; ``keys`` (the numeric board behind a readable one) gives the sort values."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in board.columns)
-    rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in board.itertuples(index=False))
+    raw = {c: list(keys[c]) for c in board.columns if keys is not None and c in keys.columns}
+    rows = "".join(
+        "<tr>" + "".join(_cell(v, float(raw[c][i]) if c in raw and _is_number(raw[c][i]) else None)
+                         for c, v in zip(board.columns, row)) + "</tr>"
+        for i, row in enumerate(board.itertuples(index=False)))
     table = f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     return f"<div class='scroll'>{table}</div>"
 
 
-def render_html(boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench") -> str:
-    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs."""
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def render_html(
+    boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench", note: str = ""
+) -> str:
+    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs.
+
+    ``note`` (how the bracketed intervals were computed) is printed under the leaderboard's legend.
+    """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     for kind, board in boards.items():
         if board.empty:
             continue
-        parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(board, kind)}")
+        parts.append(f"<h2>{html.escape(TITLES.get(kind, kind))}</h2>{table_html(readable(board), kind, board)}")
         legend = [f"<li>{html.escape(c)}: {html.escape(LEGEND[c])}</li>" for c in board.columns if c in LEGEND]
+        if note and kind == "overall":
+            legend.append(f"<li>{html.escape(note)}</li>")
         if legend and kind == "overall":
             parts.append(f"<ul class='legend'>{''.join(legend)}</ul>")
     if figures:

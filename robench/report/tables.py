@@ -19,8 +19,13 @@ import pandas as pd
 from robench._registry import Registry
 from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
+from robench.report.comparisons import groups_table, paired, paired_corruptions_table
+from robench.report.estimands import interval_columns, metric_estimates
+from robench.report.estimands import suite_baseline as _baseline
+from robench.report.evidence import ALL_LEVELS, Estimand, Evidence, store_outcomes
+from robench.stats.binomial import wilson
+from robench.stats.bootstrap import Bootstrap
 from robench.store import Store
-from robench.suites import Baseline
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +103,6 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
 Section = Callable[[pd.DataFrame, Mapping[str, Any], "pd.DataFrame | None"], dict[str, float]]
 """``section(cells, suite definition, baseline model's cells or None) -> columns``."""
 OVERALL_SECTIONS: Registry[Section] = Registry("leaderboard section")
-
-
-def _baseline(definition: Mapping[str, Any]) -> Baseline | None:
-    b = definition.get("baseline")
-    if not b:
-        return None
-    return Baseline(b["name"], b["clean_error"], {k: tuple(v) for k, v in b["errors"].items()})
 
 
 def _clean_error(cells: pd.DataFrame) -> float | None:
@@ -222,18 +220,24 @@ OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "skipped", "clean_e
                    "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
 
 
-def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
-    """One row per (model, suite) with every section's aggregates.
+def overall(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, evidence: Evidence | None = None,
+    **_: Any,
+) -> pd.DataFrame:
+    """One row per (model, suite) with every section's aggregates and, per metric, its 95 % interval.
 
     Args:
         baseline: A model in the store whose results normalise FP and T5D (mFR, mT5D), e.g.
             torchvision AlexNet evaluated on the same suite.
+        evidence: Per-image outcomes for the bootstrap intervals (``<metric>_lo`` / ``_hi``); without it
+            only the Wilson intervals of the clean errors are filled.
     """
     if baseline is not None and not (df.model == baseline).any():
         raise UnknownNameError(
             f"Baseline model {baseline!r} has no results in this store; evaluate it on the same suite first "
             f"(stored models: {', '.join(sorted(df.model.unique())) or 'none'})."
         )
+    evidence = evidence or Evidence(lambda model, suite: {})
     rows = []
     for (model, suite), cells in df.groupby(["model", "suite"], sort=True):
         row: dict[str, Any] = {"model": model, "arch": cells.arch.iloc[0], "pooling": cells.pooling.iloc[0],
@@ -241,66 +245,92 @@ def overall(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None
         ref = None if baseline is None else df[(df.model == baseline) & (df.suite == suite)]
         for _, section in OVERALL_SECTIONS.items():
             row.update(section(cells, suites.get(suite, {}), None if ref is None or ref.empty else ref))
+        estimates = metric_estimates(evidence, df, suites, model, suite, baseline, row)
+        row.update(interval_columns(row, cells, estimates, evidence.bootstrap.confidence))
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=OVERALL_COLUMNS[:6])
-    return out[[c for c in OVERALL_COLUMNS if c in out.columns] + [c for c in out.columns if c not in OVERALL_COLUMNS]]
+    order = [c for c in OVERALL_COLUMNS if c in out.columns] + [
+        c for c in out.columns if c not in OVERALL_COLUMNS and not c.endswith(("_lo", "_hi"))]
+    return out[[x for c in order for x in (c, f"{c}_lo", f"{c}_hi") if x in out.columns]]
 
 
-METRIC_DIRECTION = {"clean_err": "lower", "clean_err5": "lower", "mCE": "lower", "rel_mCE": "lower"}
+def _with_intervals(
+    rows: list[dict[str, Any]], df: pd.DataFrame, evidence: Evidence | None,
+    estimands: list[tuple[int, str, Estimand]],
+) -> None:
+    """Fill ``<metric>_lo`` / ``_hi`` of ``rows[i]`` from ``(i, metric, estimand)``, resampling each suite once."""
+    evidence = evidence or Evidence(lambda model, suite: {})
+    by_suite: dict[str, list[tuple[int, str, Estimand]]] = {}
+    for i, metric, est in estimands:
+        by_suite.setdefault(rows[i]["suite"], []).append((i, metric, est))
+    for suite, todo in by_suite.items():
+        sample = evidence.sample(df, suite)
+        evidence.prepare(sample, [e for _, _, e in todo])
+        for i, metric, est in todo:
+            found = evidence.estimate(sample, est, float(rows[i][metric]))
+            rows[i][f"{metric}_lo"] = found.interval.lo if found else math.nan
+            rows[i][f"{metric}_hi"] = found.interval.hi if found else math.nan
 
 
-def paired(df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None, **_: Any) -> pd.DataFrame:
-    """GAP vs GCP: one row per (architecture, suite) holding both values and the GCP − GAP delta."""
-    board = overall(df, suites, baseline=baseline)
-    counts = ("model", "arch", "pooling", "suite", "n", "skipped", "corruptions", "perturbations", "dataset")
-    metrics = [c for c in board.columns if c not in counts and c != "warnings"]
-    rows = []
-    for (arch, suite), group in board.groupby(["arch", "suite"], sort=True):
-        by_pool = {p: g.sort_values("model").iloc[0] for p, g in group.groupby("pooling")}
-        if "gap" not in by_pool or "gcp" not in by_pool:
-            continue
-        gap, gcp = by_pool["gap"], by_pool["gcp"]
-        row: dict[str, Any] = {"arch": arch, "suite": suite, "gap_model": gap.model, "gcp_model": gcp.model}
-        for m in metrics:
-            row[f"{m}_gap"], row[f"{m}_gcp"] = gap[m], gcp[m]
-            row[f"{m}_delta"] = gcp[m] - gap[m]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["arch", "suite", "gap_model", "gcp_model"])
-
-
-def perturbations_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model, perturbation and difficulty: flip probability (%) and top-5 distance."""
+def perturbations_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model, perturbation and difficulty: flip probability (%) and top-5 distance, with intervals."""
     p = df[df.kind == "perturbation"]
     if p.empty or "fp" not in p.columns:
         return pd.DataFrame(columns=["model", "pooling", "suite", "perturbation", "difficulty", "FP", "T5D"])
-    out = p[["model", "pooling", "suite", "item", "level", "fp", "t5d"]]
-    return out.rename(columns={"item": "perturbation", "level": "difficulty", "fp": "FP", "t5d": "T5D"})
+    rows, todo = [], []
+    for r in p.itertuples(index=False):
+        rows.append({"model": r.model, "pooling": r.pooling, "suite": r.suite, "perturbation": r.item,
+                     "difficulty": r.level, "FP": r.fp, "T5D": r.t5d})
+        for metric, measure, scale in (("FP", "fp", 100.0), ("T5D", "t5d", 1.0)):
+            key = (r.model, "perturbation", r.item, int(r.level), measure)
+            todo.append((len(rows) - 1, metric, Estimand((key,), (1.0,), scale=scale)))
+    _with_intervals(rows, df, evidence, todo)
+    out = pd.DataFrame(rows)
+    return out[["model", "pooling", "suite", "perturbation", "difficulty", "FP", "FP_lo", "FP_hi", "T5D", "T5D_lo",
+                "T5D_hi"]]
 
 
-def attacks_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model, attack and eps: robust accuracy (%) and forward/backward passes per image."""
+def attacks_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model, attack and eps: robust accuracy (%) with its Wilson interval, forward/backward passes per image."""
     a = df[df.kind == "attack"]
     if a.empty or "robust" not in a.columns:
         return pd.DataFrame(columns=["model", "pooling", "suite", "attack", "eps", "robust_acc"])
     out = a[["model", "pooling", "suite", "item", "eps", "robust_acc"]].rename(columns={"item": "attack"})
+    lo, hi = wilson(a.robust.to_numpy(), a.n.to_numpy(), evidence.bootstrap.confidence if evidence else 0.95)
+    out = out.assign(robust_acc_lo=100.0 * lo, robust_acc_hi=100.0 * hi)
     out = out.assign(fwd_per_img=a.forwards / a.n, bwd_per_img=a.backwards / a.n)
     return out.reset_index(drop=True)
 
 
-def corruptions_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model and corruption: mean error over severities and, with a baseline, the CE (percent)."""
-    rows = []
+def corruptions_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model and corruption: mean error over severities and, with a baseline, the CE (percent), each with
+    its image-bootstrap interval."""
+    rows, todo = [], []
     for (model, suite), cells in df[df.kind == "corruption"].groupby(["model", "suite"], sort=True):
         base = _baseline(suites.get(suite, {}))
         for corruption, errs in corruption_errors(cells, sorted(cells.item.unique())).items():
             row = {"model": model, "pooling": cells.pooling.iloc[0], "suite": suite, "corruption": corruption,
                    "err": 100.0 * sum(errs) / len(errs)}
+            key = ((model, "corruption", corruption, ALL_LEVELS, "err"),)
+            rows.append(row)
+            todo.append((len(rows) - 1, "err", Estimand(key, (1.0 / len(errs),))))
             if base is not None and corruption in base.errors and len(errs) == len(base.errors[corruption]):
                 row["CE"] = corruption_error(errs, base.errors[corruption])
-            rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["model", "pooling", "suite", "corruption", "err"])
+                todo.append((len(rows) - 1, "CE", Estimand(key, (1.0 / sum(base.errors[corruption]),))))
+    _with_intervals(rows, df, evidence, todo)
+    if not rows:
+        return pd.DataFrame(columns=["model", "pooling", "suite", "corruption", "err"])
+    out = pd.DataFrame(rows)
+    first = ["model", "pooling", "suite", "corruption", "err", "err_lo", "err_hi"]
+    return out[first + [c for c in ("CE", "CE_lo", "CE_hi") if c in out.columns]]
 
 
 def severities_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
@@ -363,23 +393,32 @@ LEADERBOARDS.add("attacks", attacks_table)
 LEADERBOARDS.add("published", published_table)
 LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
+LEADERBOARDS.add("paired_corruptions", paired_corruptions_table)
+LEADERBOARDS.add("groups", groups_table)
 
 
-def leaderboard(store: str | Path | Store, kind: str = "overall", *, baseline: str | None = None) -> pd.DataFrame:
-    """A leaderboard DataFrame computed from the store's counts.
+def leaderboard(
+    store: str | Path | Store, kind: str = "overall", *, baseline: str | None = None,
+    bootstrap: Bootstrap | None = None, evidence: Evidence | None = None,
+) -> pd.DataFrame:
+    """A leaderboard DataFrame computed from the store's counts, with intervals from its per-image outcomes.
 
     Args:
         store: Path of a result store (or an open :class:`Store`).
-        kind: ``overall`` (a row per model and suite), ``paired`` (GAP vs GCP per architecture),
-            ``corruptions``, ``severities``, ``perturbations`` or ``cells``.
+        kind: A name registered in :data:`LEADERBOARDS`: ``overall`` (a row per model and suite),
+            ``paired`` (GAP vs GCP per architecture), ``paired_corruptions``, ``groups``, ``corruptions``,
+            ``severities``, ``perturbations``, ``attacks``, ``published`` or ``cells``.
         baseline: Model in the store that normalises FP / T5D into mFR / mT5D.
+        bootstrap: Replicates, seed and level of the intervals (default: 2,000, seed 0, 95 %).
+        evidence: Reuse the per-image outcomes and replicates of an earlier call on the same open store.
     """
     render = LEADERBOARDS.get(kind)
     st, owned = _open(store)
     try:
         cards = {name: rec.card for name, rec in st.models().items()}
-        df = load_results(st, indices=kind in ("overall", "paired", "published"))
-        return render(df, st.suites(), baseline=baseline, cards=cards)
+        df = load_results(st, indices=kind in ("overall", "paired", "published", "groups"))
+        evidence = evidence or Evidence(store_outcomes(st), bootstrap or Bootstrap())
+        return render(df, st.suites(), baseline=baseline, cards=cards, evidence=evidence)
     finally:
         if owned:
             st.close()

@@ -88,6 +88,7 @@ class Snapshot:
     cells: tuple
     models: tuple
     suites: tuple
+    per_image: tuple = ()
 
     @property
     def keys(self) -> list[tuple]:
@@ -111,10 +112,13 @@ def snapshot(store: Path) -> Snapshot:
         suites = tuple(con.execute("SELECT * FROM suites ORDER BY name").fetchall())
         distinct = con.execute("SELECT COUNT(DISTINCT model || '|' || suite || '|' || kind || '|' || item || '|' "
                                "|| level) FROM cells").fetchone()[0]
+        per_image = tuple(con.execute("SELECT * FROM per_image ORDER BY model, suite, kind, item, level, field"))
     finally:
         con.close()
     assert distinct == len(cells), "duplicate cells"
-    return Snapshot(tuple(cells), models, suites)
+    # a cell and its per-image outcomes are written together: never one without the other
+    assert {r[:5] for r in per_image} == {tuple(c[:5]) for c in cells}, "cells and per-image outcomes differ"
+    return Snapshot(tuple(cells), models, suites, per_image)
 
 
 @dataclass(frozen=True)

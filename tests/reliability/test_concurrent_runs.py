@@ -3,6 +3,7 @@ working, and the first run finishes with exactly the uninterrupted result."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -23,7 +24,9 @@ def test_second_run_on_a_busy_store_fails_and_the_first_finishes(reference, tmp_
     out = tmp_path / "out"
     gate = tmp_path / "gate"
     # The first run pauses before its 5th store write, so the others provably meet it mid-run.
-    env = {**ENV, "PYTHONPATH": str(_hooks.install(tmp_path / "hooks")), "ROBENCH_TEST_PAUSE_AT_WRITE": f"5:{gate}"}
+    hooks = str(_hooks.install(tmp_path / "hooks"))
+    env = {**ENV, "PYTHONPATH": os.pathsep.join(p for p in (hooks, ENV.get("PYTHONPATH")) if p),
+           "ROBENCH_TEST_PAUSE_AT_WRITE": f"5:{gate}"}
     first = spawn(*reference.args, "--out", str(out), env=env)
     try:
         wait_for(tmp_path / "gate.paused", first)

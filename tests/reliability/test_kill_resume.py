@@ -65,7 +65,7 @@ def killed_run(ref: Reference, out: Path, mode: str, param: float, hooks: Path) 
     """Start `robench eval` on ``out``, SIGKILL it at the planned moment; its exit status (None if not started)."""
     env = dict(ENV)
     if mode == "write":
-        env["PYTHONPATH"] = str(hooks)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hooks), ENV.get("PYTHONPATH")) if p)
         env["ROBENCH_TEST_KILL_IN_WRITE"] = f"{int(param) // 1000}:{int(param) % 1000}"
     proc = spawn(*ref.args, "--out", str(out), env=env)
     store, wal = out / "results.sqlite", out / "results.sqlite-wal"
