@@ -8,7 +8,7 @@ from torch import nn
 
 from robench.evaluate import EvalConfig, load_models, run_eval
 from robench.models import create_model
-from robench.models.inference import InferenceNet, fold_batchnorm, for_inference
+from robench.models.inference import InferenceNet, fold_batchnorm, for_inference, pointwise_fusion_works
 from robench.report import write_reports
 
 CPU = torch.device("cpu")
@@ -44,6 +44,26 @@ def test_demo_logits_do_not_depend_on_batch_size(demo_models, images, index):
     # the folded network computes the same function, to float32 round-off
     plain = _batched(model.module.eval(), images, 64)
     torch.testing.assert_close(whole, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_relu_and_residual_fusion_match_the_separate_operations():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.skip = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(3, 8, 1)
+
+        def forward(self, x):
+            y = torch.relu(self.a(x))
+            return nn.functional.relu(self.skip(x) + self.b(y))
+
+    net = Block().eval()
+    x = torch.randn(5, 3, 9, 9, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = net(x)
+        fast = for_inference(net, CPU)
+        if pointwise_fusion_works():
+            assert sum(type(m).__name__ == "_ConvReLU" for m in fast.modules()) == 2
+        assert torch.equal(fast(x), expected)
 
 
 def test_fold_batchnorm_matches_the_unfolded_network():
@@ -93,11 +113,17 @@ def test_the_prepared_copy_leaves_the_model_alone(demo_models):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
-def test_gradients_flow_to_the_input(demo_models, images):
-    net = for_inference(demo_models[1].module, CPU)
-    x = images[:1].clone().requires_grad_(True)
-    net(x).sum().backward()
+@pytest.mark.parametrize("index", [0, 1], ids=["demo-gap", "demo-gcp"])
+def test_fused_path_and_autograd_path_agree(demo_models, images, index):
+    """Attacks differentiate through the separate operations; their logits equal the fused ones."""
+    net = for_inference(demo_models[index].module, CPU)
+    if pointwise_fusion_works():
+        assert any(type(m).__name__ == "_ConvReLU" for m in net.modules())
+    x = images[:7].clone().requires_grad_(True)
+    logits = net(x)
+    logits.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(logits.detach(), _batched(net, images[:7], 7))
 
 
 SUITE = """
