@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from robench.evaluate import EvalConfig, load_models, run_eval
-from robench.models import create_model
 from robench.models.inference import InferenceNet, fold_batchnorm, for_inference, pointwise_fusion_works
 from robench.report import write_reports
 
@@ -154,23 +153,6 @@ def test_stored_counts_of_the_demo_models_do_not_depend_on_batch_size(tmp_path, 
         write_reports(summary.store, out, figures=False, html=False)
         tables.append((out / "results.csv").read_bytes())
     assert tables[0] == tables[1] == tables[2]
-
-
-@pytest.mark.slow
-def test_gcp_resnet_at_224_px_does_not_depend_on_batch_size():
-    torch.manual_seed(0)
-    model = create_model("resnet18", "gcp", num_classes=1000).eval()
-    g = torch.Generator().manual_seed(2)
-    for m in model.modules():  # trained-looking BN statistics, so folding changes the weights
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    net = for_inference(model, CPU)
-    x = torch.rand(7, 3, 224, 224, generator=g)
-    whole = _batched(net, x, 7)
-    for batch in (1, 3):
-        assert torch.equal(_batched(net, x, batch), whole)
-    torch.testing.assert_close(whole, _batched(model, x, 7), atol=1e-3, rtol=1e-3)
 
 
 def test_the_prepared_network_is_in_eval_mode(demo_models):
