@@ -26,6 +26,7 @@ from robench.data.selection import Selection, dataset_selection
 from robench.data.sources import open_dataset
 from robench.errors import InputError
 from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
+from robench.models.inference import for_inference
 from robench.outcomes import concat
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
 from robench.suites import Item, Suite, load_suite
@@ -307,7 +308,8 @@ def _device(name: str) -> tuple[torch.device, DistContext]:
 def _placed(
     models: Sequence[ModelLike], device: torch.device, amp: str | None, data_classes: int
 ) -> dict[str, nn.Module]:
-    """Each model in eval mode on ``device`` (channels-last on GPUs, optionally under autocast)."""
+    """Each model's inference form on ``device`` (:func:`~robench.models.inference.for_inference`:
+    BN folded and channels-last on the CPU, channels-last on GPUs), optionally under autocast."""
     nets: dict[str, nn.Module] = {}
     for m in models:
         if m.num_classes < data_classes:
@@ -315,9 +317,7 @@ def _placed(
                 f"Model {m.name} has {m.num_classes} classes but the data has {data_classes}; "
                 "pick a matching checkpoint or --data."
             )
-        net = m.module.to(device).eval()
-        if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
+        net = for_inference(m.module, device)
         nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp]).eval()
         nets[m.name].robench_name = f"model {m.name}"  # named in errors such as NaN logits
     return nets

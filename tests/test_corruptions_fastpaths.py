@@ -89,6 +89,39 @@ def test_poisson_off_grid_rates() -> None:
     assert abs(float(k.var()) - lam) < 0.05 * lam
 
 
+@pytest.mark.parametrize("scale", [500, 60, 3, 0.5])
+def test_grid_poisson_is_the_inverse_cdf_of_its_row(scale: float) -> None:
+    """The guided binary search returns min{k : F_j(k) > u}, found here by a plain search per row."""
+    from robench.corruptions import noise
+
+    g = torch.Generator().manual_seed(5)
+    level = torch.randint(0, noise.LEVELS + 1, (4000,), generator=g)
+    u = torch.rand(4000, generator=g, dtype=torch.float64)
+    u[:8] = torch.tensor([0.0, 1 - 2**-53, 1023 / 1024, 1 / 1024, 0.5, 1 - 1e-12, 1e-12, 0.999])
+    cdf, _, width = noise._poisson_tables(float(scale))
+    rows = cdf.view(noise.LEVELS + 1, width)
+    expected = torch.searchsorted(rows[level], u[:, None], right=True).squeeze(1)
+    assert torch.equal(noise._grid_poisson(level, u, float(scale)), expected)
+
+
+def test_shot_noise_draws_do_not_depend_on_the_batch() -> None:
+    """Each image's counts come from its own stream, on- and off-grid images mixed in one batch."""
+    from robench._rng import SampleRNG
+    from robench.corruptions import noise
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.randint(0, 256, (5, 3, 8, 8), generator=g).float() / 255
+    x[1] = torch.rand(3, 8, 8, generator=g)  # off the 8-bit grid
+    x[3, 0, 0, 0] = 0.5 / 255
+    idx = [11, 3, 7, 40, 2]
+    whole = noise.poisson_unit(x, 500, SampleRNG(idx, seed=4, key="s"))
+    for i in range(5):
+        alone = noise.poisson_unit(x[i : i + 1], 500, SampleRNG(idx[i : i + 1], seed=4, key="s"))
+        assert torch.equal(alone[0], whole[i])
+    reordered = noise.poisson_unit(x.flip(0), 500, SampleRNG(idx[::-1], seed=4, key="s"))
+    assert torch.equal(reordered.flip(0), whole)
+
+
 @pytest.mark.parametrize(("h", "w"), [(224, 224), (32, 32), (64, 64), (5, 17), (1, 1), (13, 40)])
 @pytest.mark.parametrize("factor", [0.95, 0.6, 0.25])
 def test_pixelate_fast_path_equals_generic(h: int, w: int, factor: float) -> None:

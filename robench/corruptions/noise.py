@@ -51,7 +51,8 @@ _GUIDE = 1024  # guide-table buckets per rate
 @functools.lru_cache(maxsize=16)
 def _poisson_tables(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per grid rate ``λ_j = j·scale/255``: the CDF row ``F_j(k)``, k < K (float64, last
-    entry +inf), and the guide table ``G[j, m] = min{k : F_j(k) > m/M}``; flattened."""
+    entry +inf), and the guide table ``G[j, m] = min{k : F_j(k) > m/M}``, m = 0 … M
+    (``G[j, M] = K − 1``); flattened, guide entries as flat CDF positions; and ``K``."""
     lam = torch.arange(LEVELS + 1, dtype=torch.float64) * (scale / LEVELS)
     top = float(lam[-1])
     width = int(top + 12.0 * math.sqrt(top) + 40.0)  # P(X ≥ width) < 1e-25 for every row
@@ -60,14 +61,18 @@ def _poisson_tables(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
     cdf = logp.exp().cumsum(1)
     cdf /= cdf[:, -2:-1].clone()  # total mass exactly 1: a uniform in [0, 1) always stops
     cdf[:, -1] = math.inf
-    grid = torch.arange(_GUIDE, dtype=torch.float64) / _GUIDE
+    grid = torch.arange(_GUIDE + 1, dtype=torch.float64) / _GUIDE
     guide = torch.searchsorted(cdf, grid.expand(LEVELS + 1, -1).contiguous(), right=True)
     offsets = torch.arange(LEVELS + 1)[:, None] * width
     return cdf.reshape(-1), (guide + offsets).reshape(-1), width
 
 
 def _small_poisson(rates: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Poisson draws by sequential inversion, for small rates (a few steps per element)."""
+    """Poisson draws by sequential inversion, for small rates (a few steps per element).
+
+    Element by element: an element stops when ``u`` falls below its CDF or its float64 tail
+    is exhausted, so a draw does not depend on the other elements passed along with it.
+    """
     out = torch.zeros_like(rates)
     p = torch.exp(-rates)
     cdf = p.clone()
@@ -76,8 +81,8 @@ def _small_poisson(rates: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     while idx.numel():
         k += 1
         p_i = p[idx] * rates[idx] / k
-        if not bool((p_i > 0).any()):  # float64 tail exhausted
-            break
+        live = p_i > 0
+        idx, p_i = idx[live], p_i[live]
         p[idx] = p_i
         cdf[idx] += p_i
         out[idx] += 1
@@ -86,14 +91,23 @@ def _small_poisson(rates: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def _grid_poisson(level: torch.Tensor, u: torch.Tensor, scale: float) -> torch.Tensor:
-    """Poisson(``level·scale/255``) for integer ``level`` (long, 0 … 255) by inverting ``u``."""
+    """Poisson(``level·scale/255``) for integer ``level`` (long, 0 … 255) by inverting ``u``:
+    ``min{k : F(k) > u}``, found by binary search between the guide entries of ``u``'s
+    bucket and the next (the answer lies between them). Elementwise, for any shape."""
     cdf, guide, width = _poisson_tables(scale)
-    pos = guide.index_select(0, level * _GUIDE + (u * _GUIDE).long())
-    todo = (u >= cdf.index_select(0, pos)).nonzero().squeeze(1)
-    while todo.numel():  # a few elements step past a CDF jump inside their bucket
-        pos[todo] += 1
-        todo = todo[u[todo] >= cdf[pos[todo]]]
-    return pos - level * width
+    bucket = (u.reshape(-1) * _GUIDE).long().add_(level.reshape(-1), alpha=_GUIDE + 1)
+    lo = guide.index_select(0, bucket)
+    hi = guide.index_select(0, bucket.add_(1))
+    wide = (hi > lo).nonzero().squeeze(1)
+    if wide.numel():
+        a, b, uw = lo.index_select(0, wide), hi.index_select(0, wide), u.reshape(-1).index_select(0, wide)
+        for _ in range(int((b - a).max()).bit_length()):  # invariant: F(b) > u ≥ F(a − 1)
+            mid = (a + b) >> 1
+            right = uw >= cdf.index_select(0, mid)
+            a = torch.where(right, mid + 1, a)
+            b = torch.where(right, b, mid)
+        lo.index_copy_(0, wide, a)
+    return lo.sub_(level.reshape(-1), alpha=width).view(level.shape)
 
 
 def poisson_unit(x: torch.Tensor, scale: float, rng: SampleRNG) -> torch.Tensor:
@@ -101,27 +115,32 @@ def poisson_unit(x: torch.Tensor, scale: float, rng: SampleRNG) -> torch.Tensor:
 
     The rate splits as ``λ = j·scale/255 + δ`` with ``j = ⌊255·x⌋``; Poisson(λ) is the
     sum of independent Poisson(j·scale/255) and Poisson(δ) draws. The first comes from
-    a precomputed CDF row by inversion of one float64 uniform (a guide table makes the
-    search O(1)); the second, only needed off the 8-bit grid, by sequential inversion of
-    a second uniform field. Values within 1e-4 grey levels of a level count as on it
-    (float32 holds ``k/255`` only to about 1e-5 levels), a rate change below 1e-6·scale.
-    Works image by image (cache-sized pieces). Returns float64 counts on the CPU.
+    a precomputed CDF row by inversion of one float64 uniform (a guide table and a short
+    binary search make it O(1)); the second, only needed off the 8-bit grid, by
+    sequential inversion of a second uniform field, drawn for the images that have
+    off-grid values. Values within 1e-4 grey levels of a level count as on it (float32
+    holds ``k/255`` only to about 1e-5 levels), a rate change below 1e-6·scale. Sample
+    ``i``'s draws come from its own stream and the inversion is elementwise, so a draw
+    does not depend on the batch. Returns float64 counts on the CPU.
     """
-    out = torch.empty(x.shape, dtype=torch.float64)
-    for xi, g, oi in zip(x.detach().to("cpu", torch.float32), rng.generators, out, strict=True):
-        q = xi.reshape(-1).clamp_min(0.0).mul_(LEVELS)
-        level = q.round()
-        off = ((q - level).abs_() >= 1e-4) | (level > LEVELS)
-        u = torch.rand(q.shape, generator=g, dtype=torch.float64)
-        if not bool(off.any()):
-            oi.copy_(_grid_poisson(level.long().clamp_(max=LEVELS), u, scale).view_as(oi))
-            continue
-        level = torch.where(off, q.floor(), level).clamp_(max=LEVELS)
-        rest = torch.where(off, q.double() - level, 0.0).clamp_min_(0.0) * (scale / LEVELS)
-        counts = _grid_poisson(level.long(), u, scale)
-        u2 = torch.rand(q.shape, generator=g, dtype=torch.float64)
-        oi.copy_((counts + _small_poisson(rest, u2)).view_as(oi))
-    return out
+    n = len(x)
+    q = x.detach().to("cpu", torch.float32).reshape(n, -1).clamp_min(0.0).mul_(LEVELS)
+    level = q.round()
+    off = ((q - level).abs_() >= 1e-4) | (level > LEVELS)
+    u = torch.empty(q.shape, dtype=torch.float64)
+    for row, g in zip(u, rng.generators, strict=True):
+        torch.rand(row.shape, generator=g, dtype=torch.float64, out=row)
+    images = off.any(dim=1).nonzero().squeeze(1).tolist()
+    if not images:
+        return _grid_poisson(level.long(), u, scale).double().view(x.shape)
+    level = torch.where(off, q.floor(), level).clamp_(max=LEVELS)
+    counts = _grid_poisson(level.long(), u, scale).double()
+    for i in images:
+        row, g = off[i], rng.generators[i]
+        u2 = torch.rand(q.shape[1], generator=g, dtype=torch.float64)[row]
+        rest = (q[i][row].double() - level[i][row]).clamp_min_(0.0) * (scale / LEVELS)
+        counts[i][row] += _small_poisson(rest, u2)
+    return counts.view(x.shape)
 
 
 @register_corruption("shot_noise", family=Family.NOISE, params=SHOT_NOISE)
