@@ -25,7 +25,8 @@ def cli(quiet: bool) -> None:
 
 @cli.command("eval")
 @click.option("--ckpt", "ckpts", multiple=True, metavar="PATH_OR_ZOO_NAME",
-              help="Checkpoint file or zoo name; repeat for several models. Default: demo-gap and demo-gcp.")
+              help="Checkpoint file or zoo name; repeat for several models. "
+              "Default: the suite's `models`, else demo-gap and demo-gcp.")
 @click.option("--arch", default=None, help="Architecture when the checkpoint has no card (see `robench list models`).")
 @click.option("--pool", type=click.Choice(["gap", "gcp"]), default=None, help="Pooling head for --arch.")
 @click.option("--suite", default="demo", show_default=True, help="Built-in suite name or a suite .toml file.")
@@ -51,11 +52,11 @@ def cli(quiet: bool) -> None:
 def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, workers, device, seed, fresh, amp,
              baseline, on_bad_image) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
-    from robench.evaluate import DEMO_MODELS, EvalConfig, run_eval
+    from robench.evaluate import EvalConfig, run_eval
     from robench.report import leaderboard, to_markdown, write_reports
 
     cfg = EvalConfig(
-        ckpts=tuple(ckpts) or DEMO_MODELS, arch=arch, pool=pool, suite=suite, data=data, limit=limit, subset=subset,
+        ckpts=tuple(ckpts), arch=arch, pool=pool, suite=suite, data=data, limit=limit, subset=subset,
         out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
         on_bad_image=on_bad_image,
     )
@@ -209,7 +210,7 @@ def list_cmd(what: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: the zoo).")
 def train_demo_cmd(pool: str, data: Path | None, seed: int, out: Path | None) -> None:
-    """Reproduce a demo model (demo-gap / demo-gcp) from Fashion-MNIST."""
+    """Reproduce a demo model from Fashion-MNIST (demo-gap / demo-gcp; other seeds as demo-<pool>-s<seed>)."""
     from robench.models.train_demo import train_demo
 
     result = train_demo(pool, data=data, seed=seed, out_dir=out)

@@ -67,7 +67,8 @@ class ModelLike(Protocol):
 class EvalConfig:
     """Options of one `robench eval` run (see ``robench eval --help``)."""
 
-    ckpts: tuple[str, ...] = DEMO_MODELS
+    ckpts: tuple[str, ...] = ()
+    """Empty: the suite's ``models``, else :data:`DEMO_MODELS`."""
     arch: str | None = None
     pool: str | None = None
     suite: str = "demo"
@@ -182,6 +183,8 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     if cfg.amp is not None and cfg.amp not in AMP_DTYPES:
         raise InputError(f"--amp {cfg.amp!r} is not supported; use one of {', '.join(AMP_DTYPES)} or leave it out.")
     suite = load_suite(cfg.suite)
+    if not cfg.ckpts:
+        cfg = replace(cfg, ckpts=suite.models or DEMO_MODELS)
     if cfg.seed is not None:
         suite = _with_seed(suite, cfg.seed)
     device, ctx = _device(cfg.device)

@@ -92,6 +92,8 @@ class Suite:
     limit: int | None = None
     source: str = ""
     subset: Path | None = None
+    models: tuple[str, ...] = ()
+    """Zoo names that ``robench eval`` runs when no ``--ckpt`` is given (empty: the two demo models)."""
 
     def test_corruptions(self) -> list[str]:
         return [i.name for i in self.items if i.kind == "corruption" and CORRUPTIONS.get(i.name).test]
@@ -104,8 +106,8 @@ class Suite:
 
 # ---- parsing -------------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "subset", "protocol", "clean",
-             "corruptions", "perturbations", "attacks", "baseline"}
+_TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "subset", "models", "protocol",
+             "clean", "corruptions", "perturbations", "attacks", "baseline"}
 _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
 _CORRUPTION_KEYS = {"names", "severities", "limit"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
@@ -346,6 +348,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
         limit=limit,
         source=source,
         subset=subset,
+        models=tuple(_names(data["models"], f"{where}: models")) if "models" in data else (),
     )
 
 

@@ -96,3 +96,29 @@ def test_bad_attack_tables_are_rejected(over, message):
 def test_unknown_attack_name_gets_did_you_mean():
     with pytest.raises(UnknownNameError, match="Did you mean: pgd-linf"):
         _attacks(names=["pgd-lnf"])
+
+
+def test_suite_models_name_zoo_cards_and_are_checked():
+    from robench.models import resolve_model
+    from robench.suites import list_suites
+
+    seeds = load_suite("demo-seeds")
+    assert len(seeds.models) == 6 and load_suite("demo").models == ()
+    cards = [resolve_model(name, None, None, device="cpu").card for s in list_suites() for name in s.models]
+    assert {(c.group, c.seed) for c in cards if c.name.startswith("demo-")} >= {
+        (f"demo-{p}", s) for p in ("gap", "gcp") for s in (0, 1, 2)
+    }
+    with pytest.raises(InputError, match="models must be a non-empty list"):
+        parse_suite({"clean": {}, "models": "demo-gap"})
+
+
+def test_eval_without_ckpt_runs_the_suites_models(tmp_path):
+    from robench.evaluate import EvalConfig, run_eval
+    from robench.store import Store
+
+    suite = tmp_path / "one.toml"
+    suite.write_text('name = "one"\ndataset = "fashion-mnist-demo"\nparam_set = "cifar"\nmodels = ["demo-gcp"]\n'
+                     "limit = 8\n[clean]\n")
+    run_eval(EvalConfig(suite=str(suite), out=tmp_path / "out"))
+    with Store(tmp_path / "out" / "results.sqlite", readonly=True) as st:
+        assert set(st.models()) == {"demo-gcp"}

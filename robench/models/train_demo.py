@@ -128,7 +128,7 @@ def train_demo(
     recipe = Recipe(epochs=epochs)
     spec = ARCHS.get(ARCH)
     out = Path(out_dir) if out_dir is not None else zoo_dir()
-    name = f"demo-{pool}"
+    name = demo_name(pool, seed)
     train_x, train_y = fashion_mnist.load_split("train", data)
     test_x, test_y = fashion_mnist.load_split("test", data)
     sub_x, sub_y = fashion_mnist.load_demo_subset()
@@ -183,7 +183,8 @@ def train_demo(
         speed = inference_ms_per_image(model)
 
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    weights, card_path, digest = write_demo(state, pool, seed=seed, recipe=recipe, accuracy=acc, out_dir=out)
+    weights, card_path, digest = write_demo(state, pool, seed=seed, recipe=recipe, accuracy=acc, out_dir=out,
+                                            threads=threads)
     log.info("%s: %s", name, acc)
     return {
         "name": name,
@@ -208,6 +209,7 @@ def write_demo(
     recipe: Recipe,
     accuracy: dict[str, float],
     out_dir: Path,
+    threads: int | None = 2,
 ) -> tuple[Path, Path, str]:
     """Write ``demo-<pool>.safetensors`` and its card; returns ``(weights, card, sha256)``.
 
@@ -216,7 +218,7 @@ def write_demo(
     different file digests from run to run.
     """
     spec = ARCHS.get(ARCH)
-    name = f"demo-{pool}"
+    name = demo_name(pool, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
     meta = {
@@ -243,9 +245,11 @@ def write_demo(
         sha256=digest,
         accuracy=accuracy,
         description=_describe(pool),
+        seed=seed,
+        group=f"demo-{pool}",
     )
     card_path = out_dir / f"{name}.toml"
-    card_path.write_text(dump_card(card, header=_header(pool, seed, recipe)), encoding="utf-8")
+    card_path.write_text(dump_card(card, header=_header(pool, seed, recipe, threads)), encoding="utf-8")
     _zoo.cache_clear()
     return weights, card_path, digest
 
@@ -255,12 +259,17 @@ def _describe(pool: str) -> str:
     return f"Fashion-MNIST demo ResNet (widths {'/'.join(map(str, DEMO_WIDTHS))}), {head}"
 
 
-def _header(pool: str, seed: int, recipe: Recipe) -> str:
+def demo_name(pool: str, seed: int) -> str:
+    """``demo-<pool>`` for seed 0 (the embedded default), ``demo-<pool>-s<seed>`` for the other seeds."""
+    return f"demo-{pool}" if seed == 0 else f"demo-{pool}-s{seed}"
+
+
+def _header(pool: str, seed: int, recipe: Recipe, threads: int | None) -> str:
     return (
         f"Demo model for `robench eval` (Fashion-MNIST, 3x32x32, 10 classes), backbone strides "
         f"{'/'.join(map(str, DEMO_STRIDES))}.\n"
         f"Reproduce: python -m robench.models.train_demo --pool {pool} --seed {seed}"
-        f" --epochs {recipe.epochs}  (2 threads)\n"
+        f" --epochs {recipe.epochs} --threads {threads}\n"
         f"accuracy: top-1 % on the full test split ({TEST_SET}) and on the shipped subset ({SUBSET}, "
         "the first 2,000 test images)."
     )
