@@ -226,34 +226,43 @@ def _grid(name: str | None, eta_min: float | None, eta_max: float | None, points
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s) (default 0); --train pairs GAP/GCP by seed.")
 @click.option("--schedule", "schedules", multiple=True, help="--train: schedules (default: the preset's).")
 @click.option("--arch", default=None, help="Architecture of a checkpoint file without a card.")
-@click.option("--pool", type=click.Choice(["gap", "gcp"]), default=None, help="Pooling of a checkpoint file.")
+@click.option("--pool", "pools", type=click.Choice(["gap", "gcp"]), multiple=True,
+              help="Pooling of a checkpoint file; with --train the twins to train (default: both).")
+@click.option("--from", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="Combine earlier output folders (e.g. seeds run apart) into one report; computes nothing.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("robench-landscape"), show_default=True)
 def landscape_cmd(ckpts, train_mode, preset, data, limit, batch_size, space, grid, eta_min, eta_max, points,
-                  no_curvature, seeds, schedules, arch, pool, device, out) -> None:
+                  no_curvature, seeds, schedules, arch, pools, sources, device, out) -> None:
     """Loss-landscape, gradient-predictiveness, β_eff and Hessian probes of GAP/GCP models (LANDSCAPE.md)."""
     from robench.errors import InputError
-    from robench.landscape.report import write_report
+    from robench.landscape.report import read_results, write_report
 
     steps = _grid(grid, eta_min, eta_max, points)
-    if train_mode:
+    if sources:
+        if train_mode or ckpts:
+            raise InputError("--from combines finished folders; drop --train/--ckpt.")
+        result, scale, notes = read_results(sources)
+    elif train_mode:
         from robench.landscape.train import PRESET_NOTES, PRESETS, load_fashion_mnist, run_protocol, with_overrides
 
-        if ckpts or limit is not None or arch or pool:
-            raise InputError("--train trains its own demo twins; drop --ckpt/--limit/--arch/--pool.")
+        if ckpts or limit is not None or arch:
+            raise InputError("--train trains its own demo twins; drop --ckpt/--limit/--arch.")
         cfg = with_overrides(PRESETS.get(preset), batch_size=batch_size, space=space, grid=steps,
                              schedules=tuple(schedules) or None, curvature_every=0 if no_curvature else None)
-        result = run_protocol(cfg, load_fashion_mnist(data, cfg.eval_images), seeds=tuple(seeds) or (0,))
+        result = run_protocol(cfg, load_fashion_mnist(data, cfg.eval_images), seeds=tuple(seeds) or (0,),
+                              pools=tuple(pools) or ("gap", "gcp"))
         notes = [f"robench landscape --train --preset {preset}: {PRESET_NOTES[preset]}."]
         scale = cfg.epoch_scale
     else:
         from robench.landscape.at_weights import AtWeightsConfig, probe_checkpoints
 
-        if len(seeds) > 1 or schedules:
-            raise InputError("--schedule and several --seed values need --train.")
+        if len(seeds) > 1 or schedules or len(pools) > 1:
+            raise InputError("--schedule and several --seed or --pool values need --train.")
         cfg = AtWeightsConfig(ckpts=tuple(ckpts) or ("demo-gap", "demo-gcp"), data=data, limit=limit,
                               batch_size=batch_size or 128, space=space, grid=steps, curvature=not no_curvature,
-                              seed=seeds[0] if seeds else 0, arch=arch, pool=pool, device=device)
+                              seed=seeds[0] if seeds else 0, arch=arch, pool=pools[0] if pools else None,
+                              device=device)
         result = probe_checkpoints(cfg)
         notes = [f"Probes at given weights on {cfg.limit or cfg.batch_size} training images in minibatches of "
                  f"{cfg.batch_size} (BN in train mode: a probe is defined per minibatch)."]

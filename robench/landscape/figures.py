@@ -154,8 +154,6 @@ def convergence(t: Tables) -> Figure | None:
         scale = f" (1 = {t.scale} paper epochs)" if t.scale and t.scale > 1 else ""
         axes[0, col].set_title(schedule)
         axes[1, col].set_xlabel(f"demo epoch{scale}")
-        lows = runs.test_top1.quantile(0.1)
-        axes[0, col].set_ylim(bottom=max(0.0, min(lows, target or lows) - 5))
     axes[0, 0].set_ylabel("test top-1 (%)")
     axes[1, 0].set_ylabel("train loss")
     _legend(axes[0, -1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from robench.errors import InputError
+from robench.errors import InputError, MissingFileError
 from robench.landscape.figures import write_figures
 from robench.landscape.tables import Tables, matching, paired, summary, tables
 from robench.landscape.train import ProtocolResult
@@ -53,10 +54,43 @@ def headline(pairs: pd.DataFrame, match: pd.DataFrame) -> list[str]:
     return lines
 
 
+ROW_FILES = {"landscape": "landscape.csv", "probes": "probes.csv", "curvature": "curvature.csv",
+             "convergence": "convergence.csv"}
+META_FILE = "landscape.json"
+
+
+def read_results(folders: Sequence[Path]) -> tuple[ProtocolResult, int | None, list[str]]:
+    """Rows, epoch scale and notes of earlier report folders, concatenated (e.g. seeds or poolings run apart).
+
+    Raises:
+        MissingFileError: A folder without the report's CSV files.
+        InputError: Folders written with different epoch scales, or repeating a model.
+    """
+    result, scales, notes = ProtocolResult(), set(), []
+    for folder in folders:
+        folder = Path(folder)
+        if not (folder / ROW_FILES["landscape"]).is_file():
+            raise MissingFileError(f"{folder} holds no landscape.csv; pass folders written by robench landscape/train.")
+        for attr, name in ROW_FILES.items():
+            frame = pd.read_csv(folder / name)
+            getattr(result, attr).extend(frame.to_dict("records"))
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8")) if (folder / META_FILE).is_file() else {}
+        scales.add(meta.get("scale"))
+        notes += [n for n in meta.get("notes", []) if n not in notes]
+    if len(scales) > 1:
+        raise InputError(f"The folders were written with different epoch scales ({sorted(map(str, scales))}).")
+    probed = [(r["model"], r["step"]) for r in result.probes]
+    trained = [(r["model"], r["schedule"], r["epoch"]) for r in result.convergence]
+    if len(set(probed)) < len(probed) or len(set(trained)) < len(trained):
+        raise InputError("The folders repeat a model (same pooling and seed); pass each run once.")
+    return result, scales.pop() if scales else None, notes
+
+
 def write_report(result: ProtocolResult, out: Path, *, title: str, notes: Sequence[str] = (),
                  scale: int | None = None) -> list[Path]:
     """Write ``landscape.csv``, ``probes.csv``, ``curvature.csv``, ``convergence.csv``, ``matching.csv``,
-    ``summary.csv``, ``paired.csv``, ``headline.md``, ``figures/*.png`` and ``index.html`` into ``out``."""
+    ``summary.csv``, ``paired.csv``, ``headline.md``, ``landscape.json`` (scale, notes), ``figures/*.png`` and
+    ``index.html`` into ``out``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"Report folder {out} is an existing file; choose a folder for --out.")
@@ -78,6 +112,7 @@ def write_report(result: ProtocolResult, out: Path, *, title: str, notes: Sequen
                         ("convergence.csv", t.convergence), ("matching.csv", match), ("summary.csv", summ),
                         ("paired.csv", pairs)):
         emit(name, frame.to_csv(index=False, float_format="%.6g"))
+    emit(META_FILE, json.dumps({"scale": scale, "notes": list(notes)}, indent=1) + "\n")
     emit("headline.md", f"# {title}\n\n" + "\n".join([*lines, "", *[f"> {n}" for n in notes]]) + "\n")
     figures = write_figures(t, out / "figures")
     written.extend(figures)
@@ -86,4 +121,4 @@ def write_report(result: ProtocolResult, out: Path, *, title: str, notes: Sequen
     return written
 
 
-__all__ = ["Tables", "headline", "write_report"]
+__all__ = ["Tables", "headline", "read_results", "write_report"]
