@@ -248,6 +248,10 @@ def landscape_cmd(ckpts, train_mode, preset, data, limit, batch_size, space, gri
 
         if ckpts or limit is not None or arch:
             raise InputError("--train trains its own demo twins; drop --ckpt/--limit/--arch.")
+        from robench.landscape.probes import GRIDS, SPACES
+
+        if steps is None and space != PRESETS.get(preset).space:
+            steps = GRIDS.get(SPACES.get(space).grid)
         cfg = with_overrides(PRESETS.get(preset), batch_size=batch_size, space=space, grid=steps,
                              schedules=tuple(schedules) or None, curvature_every=0 if no_curvature else None)
         result = run_protocol(cfg, load_fashion_mnist(data, cfg.eval_images), seeds=tuple(seeds) or (0,),

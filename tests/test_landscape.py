@@ -264,7 +264,7 @@ def test_twins_share_backbone_and_batches():
 
 
 def test_csv_columns_and_files(tiny_run):
-    result, out = tiny_run
+    _, out = tiny_run
     land = pd.read_csv(out / "landscape.csv")
     assert tuple(land.columns) == LANDSCAPE_COLUMNS
     assert tuple(pd.read_csv(out / "curvature.csv").columns[:5]) == CURVATURE_COLUMNS
@@ -328,7 +328,7 @@ def test_runs_apart_combine_to_the_joint_report(tiny_run, tmp_path):
                      scale=TINY.epoch_scale)
     assert cli_main(["-q", "landscape", "--from", str(tmp_path / "gap"), "--from", str(tmp_path / "gcp"),
                      "--out", str(tmp_path / "both")]) == 0
-    for name in ("landscape.csv", "curvature.csv", "convergence.csv", "matching.csv", "paired.csv"):
+    for name in ("landscape.csv", "curvature.csv", "convergence.csv", "probes.csv", "matching.csv"):
         assert (tmp_path / "both" / name).read_bytes() == (joint / name).read_bytes(), name
     assert cli_main(["-q", "landscape", "--from", str(tmp_path / "gap"), "--from", str(tmp_path / "gap"),
                      "--out", str(tmp_path / "dup")]) == 2
