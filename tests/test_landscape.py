@@ -287,6 +287,7 @@ def test_same_seed_same_csvs(tiny_run, tmp_path):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
 
 
+@pytest.mark.slow  # two demo models, 20 power iterations + 20 Hutchinson samples per batch
 def test_checkpoint_probe_on_zoo_models(monkeypatch, tmp_path):
     """`robench landscape --ckpt demo-gap --ckpt demo-gcp` on the same (synthetic) training images."""
     from robench.landscape import at_weights
