@@ -217,6 +217,119 @@ def train_demo_cmd(pool: str, data: Path | None, seed: int, out: Path | None) ->
     click.echo(result)
 
 
+
+def _grid(name: str | None, eta_min: float | None, eta_max: float | None, points: int | None):
+    """The step grid from --grid (a ``GRIDS`` name) and the explicit overrides, or ``None`` for the default."""
+    from robench.landscape.probes import GRIDS, Grid
+
+    if name is None and eta_min is None and eta_max is None and points is None:
+        return None
+    base = GRIDS.get(name or "demo")
+    return Grid(base.start if eta_min is None else eta_min, base.stop if eta_max is None else eta_max,
+                base.points if points is None else points, base.description)
+
+
+@cli.command("landscape")
+@click.option("--ckpt", "ckpts", multiple=True, metavar="PATH_OR_ZOO_NAME",
+              help="Probe these models at their weights (default: demo-gap and demo-gcp).")
+@click.option("--train", "train_mode", is_flag=True,
+              help="Train GAP/GCP demo twins and probe them while they train (the paper's protocol).")
+@click.option("--preset", default="quick", show_default=True, help="--train preset: quick or paper.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Training images: Fashion-MNIST IDX folder (demo) or an ImageFolder root (ImageNet models).")
+@click.option("--limit", type=int, default=None, help="Checkpoints: images probed in total (default: one batch).")
+@click.option("--batch-size", type=int, default=None, help="Probe minibatch (default 128; --train: the preset's).")
+@click.option("--space", type=click.Choice(["activation", "weights"]), default="activation", show_default=True,
+              help="activation: stem output along +g (GCP code); weights: all weights along −G (Santurkar et al.).")
+@click.option("--grid", default=None, help="Step grid: demo, resnet18, resnet18-v1, mobilenet_v2, santurkar.")
+@click.option("--eta-min", type=float, default=None, help="Override the grid's first step.")
+@click.option("--eta-max", type=float, default=None, help="Override the grid's last step.")
+@click.option("--points", type=int, default=None, help="Override the grid's number of steps (50).")
+@click.option("--no-curvature", is_flag=True, help="Skip the Hessian eigenvalue/trace probes.")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s) (default 0); --train pairs GAP/GCP by seed.")
+@click.option("--schedule", "schedules", multiple=True, help="--train: schedules (default: the preset's).")
+@click.option("--arch", default=None, help="Architecture of a checkpoint file without a card.")
+@click.option("--pool", "pools", type=click.Choice(["gap", "gcp"]), multiple=True,
+              help="Pooling of a checkpoint file; with --train the twins to train (default: both).")
+@click.option("--from", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="Combine earlier output folders (e.g. seeds run apart) into one report; computes nothing.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("robench-landscape"), show_default=True)
+def landscape_cmd(ckpts, train_mode, preset, data, limit, batch_size, space, grid, eta_min, eta_max, points,
+                  no_curvature, seeds, schedules, arch, pools, sources, device, out) -> None:
+    """Loss-landscape, gradient-predictiveness, β_eff and Hessian probes of GAP/GCP models (LANDSCAPE.md)."""
+    from robench.errors import InputError
+    from robench.landscape.report import read_results, write_report
+
+    steps = _grid(grid, eta_min, eta_max, points)
+    if sources:
+        if train_mode or ckpts:
+            raise InputError("--from combines finished folders; drop --train/--ckpt.")
+        result, scale, notes = read_results(sources)
+    elif train_mode:
+        from robench.landscape.train import PRESET_NOTES, PRESETS, load_fashion_mnist, run_protocol, with_overrides
+
+        if ckpts or limit is not None or arch:
+            raise InputError("--train trains its own demo twins; drop --ckpt/--limit/--arch.")
+        from robench.landscape.probes import GRIDS, SPACES
+
+        if steps is None and space != PRESETS.get(preset).space:
+            steps = GRIDS.get(SPACES.get(space).grid)
+        cfg = with_overrides(PRESETS.get(preset), batch_size=batch_size, space=space, grid=steps,
+                             schedules=tuple(schedules) or None, curvature_every=0 if no_curvature else None)
+        result = run_protocol(cfg, load_fashion_mnist(data, cfg.eval_images), seeds=tuple(seeds) or (0,),
+                              pools=tuple(pools) or ("gap", "gcp"))
+        notes = [f"robench landscape --train --preset {preset}: {PRESET_NOTES[preset]}."]
+        scale = cfg.epoch_scale
+    else:
+        from robench.landscape.at_weights import AtWeightsConfig, probe_checkpoints
+
+        if len(seeds) > 1 or schedules or len(pools) > 1:
+            raise InputError("--schedule and several --seed or --pool values need --train.")
+        cfg = AtWeightsConfig(ckpts=tuple(ckpts) or ("demo-gap", "demo-gcp"), data=data, limit=limit,
+                              batch_size=batch_size or 128, space=space, grid=steps, curvature=not no_curvature,
+                              seed=seeds[0] if seeds else 0, arch=arch, pool=pools[0] if pools else None,
+                              device=device)
+        result = probe_checkpoints(cfg)
+        notes = [f"Probes at given weights on {cfg.limit or cfg.batch_size} training images in minibatches of "
+                 f"{cfg.batch_size} (BN in train mode: a probe is defined per minibatch)."]
+        scale = None
+    written = write_report(result, out, title="robench landscape", notes=notes, scale=scale)
+    click.echo((out / "headline.md").read_text(encoding="utf-8"))
+    click.echo(f"Wrote {len(written)} files to {out}", err=True)
+
+
+@cli.command("train")
+@click.option("--pool", "pools", type=click.Choice(["gap", "gcp"]), multiple=True,
+              help="Pooling(s) to train (default: both, as twins).")
+@click.option("--schedule", "schedules", multiple=True, help="lrnorm, lrfast, lradju (default: all three).")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s) (default 0).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder with the Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist).")
+@click.option("--steps-per-epoch", type=int, default=None, help="Steps of one demo epoch (default 10).")
+@click.option("--epoch-scale", type=int, default=None, help="Paper epochs per demo epoch (default 5).")
+@click.option("--max-epochs", type=int, default=None, help="Stop every run after this many demo epochs.")
+@click.option("--batch-size", type=int, default=None, help="Minibatch (default 128).")
+@click.option("--save-weights", is_flag=True, help="Also write each run's final weights (safetensors).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("robench-train"), show_default=True)
+def train_cmd(pools, schedules, seeds, data, steps_per_epoch, epoch_scale, max_epochs, batch_size, save_weights,
+              out) -> None:
+    """Train GAP/GCP demo twins under the paper's schedules; report top-1 per epoch and the matching epoch."""
+    from robench.landscape.report import write_report
+    from robench.landscape.train import PRESETS, load_fashion_mnist, run_protocol, save_weights_to, with_overrides
+
+    cfg = with_overrides(PRESETS.get("quick"), schedules=tuple(schedules) or None, steps_per_epoch=steps_per_epoch,
+                         epoch_scale=epoch_scale, max_epochs=max_epochs, batch_size=batch_size)
+    result = run_protocol(cfg, load_fashion_mnist(data, cfg.eval_images), seeds=tuple(seeds) or (0,),
+                          pools=tuple(pools) or ("gap", "gcp"), probes=False, desc="train")
+    notes = [f"robench train: batch {cfg.batch_size}, demo epoch = {cfg.steps_per_epoch} steps = {cfg.epoch_scale} "
+             "paper epochs; SGD momentum 0.9, weight decay 1e-4; top-1 on the shipped 2,000-image test subset."]
+    written = write_report(result, out, title="robench train", notes=notes, scale=cfg.epoch_scale)
+    if save_weights:
+        written += save_weights_to(result, out)
+    click.echo((out / "headline.md").read_text(encoding="utf-8"))
+    click.echo(f"Wrote {len(written)} files to {out}", err=True)
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:

@@ -23,6 +23,9 @@ TITLES = {
     "severities": "Per severity (top-1 error, %)",
     "perturbations": "Per perturbation (FP %, T5D)",
     "attacks": "Per attack (robust accuracy %)",
+    "landscape_paired": "Optimisation landscape: GAP vs GCP (delta = GCP − GAP, paired by seed)",
+    "landscape_summary": "Optimisation landscape per model (means over probe steps)",
+    "landscape_matching": "Matching epoch (first epoch reaching GAP-LRnorm's final top-1)",
 }
 
 _CSS = """
@@ -81,14 +84,16 @@ def _is_number(value: object) -> bool:
 
 
 def render_html(
-    boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench", note: str = ""
+    boards: Mapping[str, pd.DataFrame], figures: Sequence[Path], *, title: str = "robench", note: str = "",
+    intro: Sequence[str] = (),
 ) -> str:
-    """The page: each non-empty board as a sortable table, then the figures as embedded PNGs.
+    """The page: ``intro`` paragraphs, each non-empty board as a sortable table, then the figures as embedded PNGs.
 
     ``note`` (how the bracketed intervals were computed) is printed under the leaderboard's legend.
     """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts += [f"<p class='legend'>{html.escape(line)}</p>" for line in intro]
     for kind, board in boards.items():
         if board.empty:
             continue
