@@ -24,9 +24,10 @@ from robench.errors import InputError
 from robench.landscape.curvature import curvature
 from robench.landscape.probes import GRIDS, SPACES, Grid
 from robench.landscape.split import SPLITS
-from robench.landscape.train import ProtocolResult, _threads, curvature_row, landscape_rows, probe_row
+from robench.landscape.train import ProtocolResult, curvature_row, landscape_rows, probe_row
 from robench.models.archs import ARCHS
 from robench.models.loading import ResolvedModel, resolve_model
+from robench.models.train_demo import torch_threads
 from robench.suites import Protocol
 
 
@@ -104,7 +105,7 @@ def probe_checkpoints(cfg: AtWeightsConfig) -> ProtocolResult:
     splits = [SPLITS.get(m.arch) for m in models]
     out = ProtocolResult()
     cache: dict[tuple[str, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         for model, split in zip(models, splits):
             key = ("demo" if model.arch == "resnet_demo" else "folder", ARCHS.get(model.arch).input_size)
             if key not in cache:

@@ -15,9 +15,8 @@ it trains at the paper's rate of epoch ``epoch_scale·u`` (see :class:`ScaledSch
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from robench.landscape.split import SPLITS
 from robench.models.archs import ARCHS
 from robench.models.pooling import POOLINGS
 from robench.models.resnet import DEMO_WIDTHS, DemoResNet, init_weights
-from robench.models.train_demo import accuracy
+from robench.models.train_demo import accuracy, torch_threads
 from robench.models.wrap import Normalized
 
 ARCH = "resnet_demo"
@@ -207,17 +206,6 @@ def model_name(pool: str, seed: int) -> str:
     return f"{ARCH}-{pool}-s{seed}"
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _train_run(cfg: TrainConfig, data: TrainData, pool: str, schedule: str, seed: int, *, probe: bool,
                out: ProtocolResult, bar: Any) -> nn.Module:
     model = build_twin(pool, seed, widths=cfg.widths, num_classes=int(data.train_labels.max()) + 1)
@@ -301,7 +289,7 @@ def run_protocol(cfg: TrainConfig, data: TrainData, *, seeds: Sequence[int] = (0
     for pool in pools:
         POOLINGS.get(pool)
     out = ProtocolResult()
-    with _threads(cfg.threads), progress(total=len(seeds) * len(pools) * cfg.total_steps(), desc=desc,
+    with torch_threads(cfg.threads), progress(total=len(seeds) * len(pools) * cfg.total_steps(), desc=desc,
                                          unit="step") as bar:
         for seed in seeds:
             for pool in pools:

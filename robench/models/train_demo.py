@@ -58,7 +58,8 @@ class Recipe:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` for the block (``None``/0: left as is)."""
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
@@ -151,7 +152,7 @@ def train_demo(
         opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch, pct_start=recipe.warmup
     )
     t0 = time.perf_counter()
-    with _threads(threads):
+    with torch_threads(threads):
         for epoch in range(recipe.epochs):
             model.train()
             order = torch.randperm(len(train_labels), generator=gen)
