@@ -53,7 +53,7 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, wor
              baseline, on_bad_image) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import EvalConfig, run_eval
-    from robench.report import leaderboard, to_markdown, write_reports
+    from robench.report import write_reports
 
     cfg = EvalConfig(
         ckpts=tuple(ckpts), arch=arch, pool=pool, suite=suite, data=data, limit=limit, subset=subset,
@@ -62,7 +62,8 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, wor
     )
     summary = run_eval(cfg)
     written = write_reports(summary.store, out, baseline=baseline)
-    click.echo(to_markdown(leaderboard(summary.store, baseline=baseline), title=f"robench eval — {suite}"))
+    # The leaderboard just written (resampling the intervals again for the terminal would double the cost).
+    click.echo((Path(out) / "leaderboard.md").read_text(encoding="utf-8"))
     click.echo(f"{summary.computed} cells computed, {summary.reused} reused. Wrote "
                + ", ".join(str(p) for p in [summary.store, *written]), err=True)
 
