@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robench.evaluate import EvalConfig, load_models, run_eval
+from robench.evaluate import DEMO_MODELS, EvalConfig, load_models, run_eval
 from robench.models.inference import InferenceNet, fold_batchnorm, for_inference, pointwise_fusion_works
 from robench.report import write_reports
 
@@ -20,7 +20,7 @@ def _batched(net: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def demo_models():
-    return load_models(EvalConfig())
+    return load_models(EvalConfig(ckpts=DEMO_MODELS))
 
 
 @pytest.fixture(scope="module")
