@@ -87,7 +87,7 @@ def _official_probe(model: nn.Module, x: torch.Tensor, t: torch.Tensor, a: float
         loss.backward()
         losses.append(float(loss.detach()))
         norms.append(float(np.linalg.norm((inp.grad - dy).numpy().reshape(-1))))
-    return float(loss0), dy, losses, norms
+    return float(loss0.detach()), dy, losses, norms
 
 
 @pytest.mark.parametrize("pool", ["gap", "gcp"])
