@@ -141,7 +141,7 @@ def test_weight_probe_matches_manual_step():
         out = functional_call(twin, {**moved, **{k: v.clone() for k, v in buffers.items()}}, (x,))
         lk = F.cross_entropy(out, t)
         gk = torch.autograd.grad(lk, list(moved.values()))
-        assert loss_k == pytest.approx(float(lk), rel=1e-5)
+        assert loss_k == pytest.approx(float(lk.detach()), rel=1e-5)
         assert d_k == pytest.approx(float((torch.cat([v.flatten() for v in gk]) - flat_g).norm()), rel=1e-4)
     assert res.grad_norm == pytest.approx(float(flat_g.norm()), rel=1e-5)
 
