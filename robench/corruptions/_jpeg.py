@@ -8,29 +8,28 @@ import torch
 
 from robench.corruptions._base import check_image_batch
 
+_CV_DEPTH = {torch.float32: cv2.CV_32F, torch.float64: cv2.CV_64F}
 
-def _interleaved_uint8(x: torch.Tensor) -> np.ndarray:
-    """``N×C×H×W`` float in ``[0, 1]`` → ``N×H×W×C`` uint8 (nearest level), channels reversed (OpenCV's BGR).
 
-    Image by image, plane by plane through OpenCV's SIMD saturating conversion and merge:
-    torch's float→uint8 and channel-last copies cost about as much as the JPEG codec itself.
+def _to_interleaved_uint8(xi: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """One ``C×H×W`` float image in ``[0, 1]`` → ``out`` (``H×W×C`` uint8, nearest level, OpenCV's BGR order).
+
+    Plane by plane through OpenCV's SIMD saturating conversion, then one merge: torch's float→uint8 and
+    channel-last copies cost about as much as the JPEG codec itself.
     """
-    n, c, h, w = x.shape
-    out = np.empty((n, h, w, c), dtype=np.uint8)
-    for xi, oi in zip(x.numpy(), out, strict=True):
-        levels = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in xi]  # saturating, nearest
-        cv2.merge(levels[::-1], oi)  # writes into oi, 1 channel included
+    levels = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in xi]  # saturating, nearest
+    cv2.merge(levels[::-1], out)  # writes into out, 1 channel included
     return out
 
 
-def _planar_float(decoded: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor:
-    """Decoded ``H×W×C`` (or ``H×W``) uint8 BGR images → one ``N×C×H×W`` RGB float batch in ``[0, 1]``."""
-    out = torch.empty(len(decoded), *decoded[0].shape[2:] or (1,), *decoded[0].shape[:2], dtype=dtype)
-    for oi, di in zip(out, decoded, strict=True):
-        for plane, level in zip(oi, cv2.split(di)[::-1], strict=True):
-            plane.copy_(torch.from_numpy(level))  # contiguous planes: a fast widening copy
-        oi.mul_(1.0 / 255.0)
-    return out
+def _to_planar_float(decoded: np.ndarray, out: np.ndarray, depth: int) -> None:
+    """A decoded ``H×W×C`` (or ``H×W``) uint8 BGR image → ``out`` (``C×H×W`` RGB float, ``level · (1/255)``).
+
+    One SIMD pass per plane (widen and scale); bit-identical to torch's ``float(level).mul_(1/255)``
+    (all 256 levels are checked in ``tests/test_jpeg_codec.py``).
+    """
+    for plane, level in zip(out, cv2.split(decoded)[::-1], strict=True):
+        cv2.addWeighted(level, 1.0 / 255.0, level, 0.0, 0.0, dst=plane, dtype=depth)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
@@ -57,6 +56,13 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
     if x.shape[0] == 0:
         return x.detach().clone()
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    decoded = [cv2.imdecode(cv2.imencode(".jpg", ui, params)[1], cv2.IMREAD_UNCHANGED)
-               for ui in _interleaved_uint8(x.detach().to("cpu", torch.float32))]
-    return _planar_float(decoded, x.dtype).to(x.device)
+    src = x.detach().to("cpu", torch.float32)
+    n, c, h, w = src.shape
+    dtype = x.dtype if x.dtype in _CV_DEPTH else torch.float32  # half types: scaled in float32, then rounded
+    out = torch.empty(n, c, h, w, dtype=dtype)
+    interleaved = np.empty((h, w, c), dtype=np.uint8)
+    # Image by image, so that each image's float, 8-bit and decoded copies stay in the CPU's caches.
+    for xi, oi in zip(src.numpy(), out.numpy(), strict=True):
+        encoded = cv2.imencode(".jpg", _to_interleaved_uint8(xi, interleaved), params)[1]
+        _to_planar_float(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED), oi, _CV_DEPTH[dtype])
+    return out.to(x.device, x.dtype)
