@@ -31,7 +31,8 @@ WNIDS = imagenet_wnids()
 A_IDX, R_IDX = subset_indices("imagenet-a"), subset_indices("imagenet-r")
 OUTSIDE_A = 0  # tench: not an ImageNet-A class
 SUITES = ("imagenet-a", "imagenet-r", "imagenet-sketch", "imagenetv2-matched-frequency", "imagenetv2-threshold0.7",
-          "imagenetv2-top-images", "imagenet-real", "imagenet-c-bar", "imagenet-3dcc")
+          "imagenetv2-top-images", "imagenet-real", "imagenet-c-bar", "imagenet-3dcc", "imagenet-val-a-classes",
+          "imagenet-val-r-classes")
 
 
 # ---- images and a model that reads them -------------------------------------------------------------------
@@ -227,6 +228,20 @@ def test_imagenet_a_needs_an_imagenet_1k_model(tmp_path):
     one_line(e, "200 classes but the data has 1000")
 
 
+@pytest.mark.parametrize(("suite", "subset"), [("imagenet-val-a-classes", A_IDX), ("imagenet-val-r-classes", R_IDX)])
+def test_val_on_the_200_classes_is_the_matched_clean_baseline(tmp_path, suite, subset):
+    val = tmp_path / "val"
+    inside, outside = subset[3], next(k for k in range(1000) if k not in subset)
+    save(val / WNIDS[inside] / "ILSVRC2012_val_00000001.JPEG", outside, inside)  # masked: `inside` wins
+    save(val / WNIDS[inside] / "ILSVRC2012_val_00000002.JPEG", subset[4])  # wrong
+    save(val / WNIDS[outside] / "ILSVRC2012_val_00000003.JPEG", outside)  # not one of the 200: skipped
+    store = evaluate(tmp_path, suite, val, digits())
+    res = load_results(store)
+    assert res.n.tolist() == [2] and res.top1_errors.tolist() == [1]
+    with Store(store, readonly=True) as st:
+        assert next(iter(st.cells())).provenance["scoring"] == suite.replace("val-", "").replace("-classes", "-200")
+
+
 # ---- ImageNet-Sketch ---------------------------------------------------------------------------------------
 
 def test_imagenet_sketch_labels_are_imagenet_indices_even_for_a_partial_copy(tmp_path):
@@ -345,6 +360,30 @@ def test_imagenet_3dcc_mce_uses_robustbench_alexnet(tmp_path):
     assert 1 - np.mean([e for errs in base.errors.values() for e in errs]) == pytest.approx(0.2847, abs=5e-5)
     expected = 100 * (0.5 / sum(base.errors[hit])) / 12  # one severity at 50 % error, every other cell 0
     assert leaderboard(store, "overall").mCE.iloc[0] == pytest.approx(expected)
+
+
+def test_published_table_compares_only_like_with_like(tmp_path):
+    from robench.models.cards import read_card
+
+    card = tmp_path / "digits.toml"
+    card.write_text('name = "digits"\narch = "resnet50"\npooling = "gap"\nnum_classes = 1000\nsource = "w.pt"\n'
+                    "mean = [0.5, 0.5, 0.5]\nstd = [0.25, 0.25, 0.25]\n"
+                    '[accuracy]\nimagenet-val = 76.0\nimagenet-sketch = 24.0\n[published]\nmce = 76.7\n')
+    model = digits()
+    model.card = read_card(card)
+    sketch = tmp_path / "sketch"
+    save(sketch / WNIDS[5] / "a.JPEG", 5)
+    v2 = v2_tree(tmp_path / "v2")
+    c3d, _ = corruption_tree(tmp_path / "imagenet-3dcc", lambda _: ("1", "2", "3", "4", "5"))
+    for suite, data in (("imagenet-sketch", sketch), ("imagenetv2-top-images", v2), ("imagenet-3dcc", c3d)):
+        store = evaluate(tmp_path, suite, data, model)
+    pub = leaderboard(store, "published")
+    # Sketch against the card's Sketch accuracy, ImageNetV2 not against the val accuracy, and the card's
+    # ImageNet-C mCE never beside the 3DCC mCE.
+    clean = pub[pub.metric == "clean_err"]
+    assert clean[["suite", "source", "published"]].values.tolist() == [["imagenet-sketch", "imagenet-sketch", 76.0]]
+    assert not ((pub.suite == "imagenet-3dcc") & (pub.metric == "mCE")).any()
+    assert leaderboard(store, "overall").set_index("suite").loc["imagenet-3dcc", "mCE"] > 0
 
 
 def test_released_only_corruptions_cannot_be_generated(tmp_path):

@@ -51,8 +51,9 @@ class Release:
     licence: str
 
 
-def wnid_labels(subset: str | None = None) -> FolderLabels:
-    """Labels of WNID folders; with ``subset``, every folder must be one of that subset's classes."""
+def wnid_labels(subset: str | None = None, *, skip_others: bool = False) -> FolderLabels:
+    """Labels of WNID folders. With ``subset``, every folder must be one of that subset's classes, or,
+    with ``skip_others``, the folders of other classes are left out (the subset's classes of val)."""
     allowed = None if subset is None else frozenset(subset_wnids(subset))
 
     def labels(names: Sequence[str], where: Path) -> dict[str, int]:
@@ -60,10 +61,10 @@ def wnid_labels(subset: str | None = None) -> FolderLabels:
             if not WNID.fullmatch(name):
                 raise InputError(f"{where / name} is not a class folder: expected only WNID folders such as "
                                  "n01440764; move other folders out.")
-            if allowed is not None and name not in allowed:
+            if allowed is not None and name not in allowed and not skip_others:
                 raise InputError(f"{where / name}: {name} is not one of the {len(allowed)} {subset} classes; "
                                  f"is {where} the {subset} download?")
-        return {name: imagenet_index(name, str(where)) for name in names}
+        return {name: imagenet_index(name, str(where)) for name in names if allowed is None or name in allowed}
 
     return labels
 
@@ -133,11 +134,11 @@ class FolderShift:
         root = _root(data, self.release.title, self.layout, self.release.url)
         dirs = _class_dirs(root, self.release.title, self.layout, self.looks_like)
         label_of = self.labels(dirs, root)
-        samples = [(p, label_of[d]) for d in sorted(dirs, key=lambda d: (label_of[d], d))
+        samples = [(p, label_of[d]) for d in sorted(label_of, key=lambda d: (label_of[d], d))
                    for p in image_files(root / d)]
         if not samples:
             raise InputError(f"{root} holds no images in its class folders; expected {self.layout}.")
-        _warn_partial(root, self.release.title, len(dirs), self.classes)
+        _warn_partial(root, self.release.title, len(label_of), self.classes)
         return ImageFilesSource(root, samples, classes=imagenet_wnids(), protocol=protocol, on_bad=on_bad,
                                 name=self.name)
 
@@ -270,6 +271,11 @@ SHIFTS: tuple[Shift, ...] = (
                 200, wnid_labels("imagenet-a"), scoring="imagenet-a-200"),
     FolderShift("imagenet-r", _R, "ROOT/<wnid>/<image> (ROOT = imagenet-r/ of imagenet-r.tar, 200 WNID folders)",
                 200, wnid_labels("imagenet-r"), scoring="imagenet-r-200"),
+    *(FolderShift(f"imagenet-val-{s[-1]}-classes", Release(f"ImageNet val on the {s} classes",
+                                                            "https://image-net.org", "ImageNet terms of access"),
+                  f"VAL/<wnid>/<image> (ILSVRC-2012 val; only the 200 {s} class folders are read)", 200,
+                  wnid_labels(s, skip_others=True), scoring=f"{s}-200")
+      for s in ("imagenet-a", "imagenet-r")),
     FolderShift("imagenet-sketch", _SKETCH, "ROOT/<wnid>/<image>.JPEG (ROOT = sketch/ of ImageNet-Sketch.zip, "
                 "1000 WNID folders)", 1000, wnid_labels()),
     *(FolderShift(f"imagenetv2-{v}", Release(f"ImageNetV2 {title}", *_V2), _V2_LAYOUT.format(v), 1000, v2_labels,
