@@ -26,6 +26,7 @@ from robench.export import per_image
 from robench.report import leaderboard, load_results
 from robench.store import Store
 from robench.suites import list_suites, load_suite
+from tests._helpers import assert_same_per_image
 
 WNIDS = imagenet_wnids()
 A_IDX, R_IDX = subset_indices("imagenet-a"), subset_indices("imagenet-r")
@@ -109,9 +110,11 @@ def test_every_shift_suite_is_listed_with_licence_and_download_page():
         assert name in suites
         assert "https://" in suites[name].description
         assert any(lic in suites[name].description for lic in ("MIT", "Apache-2.0", "CC-BY-NC"))
-    from robench.cli import _list_suites
+    from robench.cli import _list_corruptions, _list_datasets, _list_suites
 
     assert all(any(line.startswith(n + " ") for line in _list_suites()) for n in SUITES)
+    assert all(any(line.startswith(n + " ") for line in _list_datasets()) for n in SUITES)
+    assert any(line.startswith("fog_3d ") and "imagenet-3dcc" in line for line in _list_corruptions())
 
 
 def test_shipped_class_lists():
@@ -207,6 +210,12 @@ def test_imagenet_a_scores_the_best_class_inside_the_subset(tmp_path):
     with Store(store, readonly=True) as st:
         provenance = next(iter(st.cells())).provenance
     assert provenance["scoring"] == "imagenet-a-200" and provenance["dataset"].startswith("imagenet-a:")
+
+
+def test_masked_per_image_outcomes_do_not_depend_on_batch_size(tmp_path):
+    root, _ = a_tree(tmp_path / "imagenet-a")
+    stores = [evaluate(tmp_path / str(b), "imagenet-a", root, digits(outside=OUTSIDE_A), batch_size=b) for b in (1, 3)]
+    assert assert_same_per_image(*stores) >= 6  # every per-image field of the one cell
 
 
 def test_imagenet_r_mask_and_foreign_folders(tmp_path):
