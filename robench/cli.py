@@ -178,8 +178,10 @@ def _list_suites() -> list[str]:
 
 def _list_corruptions() -> list[str]:
     from robench.corruptions import CORRUPTIONS
+    from robench.corruptions.catalog import RELEASED_CORRUPTIONS
 
-    return [f"{n:<20} {c.family.value:<8} {'test' if c.test else 'extra'}" for n, c in CORRUPTIONS.items()]
+    return [f"{n:<20} {c.family.value:<8} {'test' if c.test else 'extra'}" for n, c in CORRUPTIONS.items()] + [
+        f"{n:<26} released only: {c.dataset}" for n, c in RELEASED_CORRUPTIONS.items()]
 
 
 def _list_datasets() -> list[str]:

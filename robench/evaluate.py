@@ -25,7 +25,7 @@ from robench.data.batches import iter_batches
 from robench.data.selection import Selection, dataset_selection
 from robench.data.sources import open_dataset
 from robench.errors import InputError
-from robench.kinds import CELL_KINDS, Batch, Counts, add_counts
+from robench.kinds import CELL_KINDS, Batch, Counts, add_counts, scoring_of
 from robench.models.inference import for_inference
 from robench.outcomes import concat
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
@@ -154,6 +154,7 @@ def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: st
         "amp": cfg.amp,
         "ckpt_sha256": model.sha256,
         "dataset": fingerprint,
+        "scoring": scoring_of(suite).name,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

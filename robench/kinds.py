@@ -19,9 +19,12 @@ from torch import nn
 
 from robench._registry import Registry
 from robench._rng import SampleRNG
-from robench.corruptions import CORRUPTIONS, quantize_uint8
+from robench.corruptions import quantize_uint8
+from robench.corruptions.catalog import any_corruption
 from robench.errors import InputError
 from robench.metrics.counts import ClassificationCounts, classification_outcomes
+from robench.metrics.scoring import DEFAULT as DEFAULT_SCORING
+from robench.metrics.scoring import SCORING_RULES, ScoringRule
 from robench.suites import Item, Suite
 
 Counts = dict[str, Any]
@@ -81,13 +84,29 @@ def apply_protocol(x: torch.Tensor, suite: Suite) -> torch.Tensor:
     return x
 
 
-def classify(models: Sequence[nn.Module], x: torch.Tensor, batch: Batch, what: str) -> list[Counts]:
+def scoring_of(suite: Suite) -> ScoringRule:
+    """The decision rule of the suite's dataset (:mod:`robench.metrics.scoring`), e.g. ImageNet-A's mask."""
+    from robench.data.sources import DATASETS
+
+    return SCORING_RULES.get(DATASETS.get(suite.dataset).scoring)
+
+
+def scoring_inputs(suite: Suite) -> dict[str, str]:
+    """The rule as a cell input; empty for the plain rule, so cells stored before rules existed stay valid."""
+    name = scoring_of(suite).name
+    return {} if name == DEFAULT_SCORING else {"scoring": name}
+
+
+def classify(models: Sequence[nn.Module], x: torch.Tensor, batch: Batch, what: str,
+             rule: ScoringRule | None = None) -> list[Counts]:
+    """Counts and per-image outcomes of each model on ``x``, scored by ``rule`` (default: all classes)."""
+    rule = rule or SCORING_RULES.get(DEFAULT_SCORING)
     out = []
     for model in models:
-        logits = logits_of(model, x, what)
+        logits, labels = rule(logits_of(model, x, what), batch.y)
         counts = ClassificationCounts()
-        counts.update(logits, batch.y)
-        out.append({**counts.as_dict(), "outcomes": [classification_outcomes(logits, batch.y, batch.indices)]})
+        counts.update(logits, labels)
+        out.append({**counts.as_dict(), "outcomes": [classification_outcomes(logits, labels, batch.indices)]})
     return out
 
 
@@ -95,10 +114,10 @@ class CleanKind:
     """The untouched images (the official clean error uses the original files, no JPEG step)."""
 
     def inputs(self, item, level, suite):
-        return {"resize": suite.protocol.resize, "crop": suite.protocol.crop}
+        return {"resize": suite.protocol.resize, "crop": suite.protocol.crop, **scoring_inputs(suite)}
 
     def evaluate(self, models, batch, item, level, suite):
-        return classify(models, batch.x, batch, "clean")
+        return classify(models, batch.x, batch, "clean", scoring_of(suite))
 
 
 class CorruptionKind:
@@ -106,14 +125,15 @@ class CorruptionKind:
 
     def inputs(self, item, level, suite):
         return {"seed": suite.seed, "param_set": suite.param_set, "protocol": suite.protocol.key(),
-                "revision": CORRUPTIONS.get(item.name).revision}
+                "revision": any_corruption().get(item.name).revision, **scoring_inputs(suite)}
 
     def evaluate(self, models, batch, item, level, suite):
+        rule = scoring_of(suite)
         if batch.released:
-            return classify(models, batch.x, batch, f"released {item.name} severity {level}")
+            return classify(models, batch.x, batch, f"released {item.name} severity {level}", rule)
         rng = SampleRNG(batch.indices, seed=suite.seed, key=f"{suite.param_set}/{item.name}/{level}")
-        x = CORRUPTIONS.get(item.name)(batch.x, level, rng=rng, param_set=suite.param_set)
-        return classify(models, apply_protocol(x, suite), batch, f"{item.name} severity {level}")
+        x = any_corruption().get(item.name)(batch.x, level, rng=rng, param_set=suite.param_set)
+        return classify(models, apply_protocol(x, suite), batch, f"{item.name} severity {level}", rule)
 
 
 class PerturbationKind:

@@ -39,6 +39,7 @@ from typing import Any
 from robench._paths import suites_dir
 from robench._registry import Registry
 from robench.corruptions import CORRUPTIONS, PARAM_SETS, SEVERITIES
+from robench.corruptions.catalog import any_corruption
 from robench.errors import InputError, MissingFileError, UnknownNameError
 
 if sys.version_info >= (3, 11):
@@ -96,7 +97,8 @@ class Suite:
     """Zoo names that ``robench eval`` runs when no ``--ckpt`` is given (empty: the two demo models)."""
 
     def test_corruptions(self) -> list[str]:
-        return [i.name for i in self.items if i.kind == "corruption" and CORRUPTIONS.get(i.name).test]
+        known = any_corruption()
+        return [i.name for i in self.items if i.kind == "corruption" and known.get(i.name).test]
 
     def test_perturbations(self) -> list[str]:
         from robench.perturbations import PERTURBATIONS
@@ -183,7 +185,7 @@ def _parse_corruptions(table: Any, where: str) -> list[Item]:
         if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
             raise InputError(f"{where}: severity {s!r} is out of range; use integers from 1 to 5.")
     groups = {g: make() for g, make in CORRUPTION_GROUPS.items()}
-    names = _section_names(table.get("names", "test"), groups, CORRUPTIONS, f"{where}: corruptions.names")
+    names = _section_names(table.get("names", "test"), groups, any_corruption(), f"{where}: corruptions.names")
     settings = {"limit": _item_limit(table, "corruptions", where)} if "limit" in table else {}
     return [Item("corruption", n, tuple(sorted(set(severities))), settings) for n in names]
 
@@ -278,7 +280,7 @@ def _parse_baseline(table: Any, where: str) -> Baseline:
     errors = {}
     for name, values in _table(table.get("errors", {}), f"{where}: baseline.errors").items():
         try:
-            CORRUPTIONS.get(name)
+            any_corruption().get(name)
         except UnknownNameError as e:
             raise UnknownNameError(f"{where}: baseline.errors: {e}") from None
         if not isinstance(values, list) or len(values) != len(SEVERITIES) or not all(

@@ -13,7 +13,7 @@ downloads: evaluate clean error with the on-the-fly suites on the validation set
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from robench.errors import InputError, MissingFileError
 from robench.suites import Item
 
 Reader = Callable[[Path, str], "torch.Tensor | None"]
+Labeller = Callable[[tuple[str, ...], Path], "tuple[Mapping[str, int], tuple[str, ...]]"]
+"""``(class folder names, their parent) -> (label of each folder, label space)``."""
 
 
 def _read_image(path: Path, on_bad: str) -> torch.Tensor | None:
@@ -71,20 +73,28 @@ class ReleasedSource(Dataset):
         suffixes: File suffixes (lower case) of the images or videos inside each wnid folder.
         read: Decoder of one file into a uint8 tensor.
         folder_of: ``(root, item, level) -> folder`` of one cell.
+        items: The item folders the index may be taken from (default: any folder under ``root``).
+        labels: ``(class folder names, their parent) -> (label of each folder, label space)``;
+            default: the sorted folder names numbered from 0.
     """
 
     def __init__(self, root: Path, *, depth: int, suffixes: tuple[str, ...], read: Reader,
-                 folder_of: Callable[[Path, Item, int], Path], name: str, kind: str, on_bad: str = "error") -> None:
+                 folder_of: Callable[[Path, Item, int], Path], name: str, kind: str, on_bad: str = "error",
+                 items: Collection[str] = (), labels: Labeller | None = None) -> None:
         if not root.is_dir():
             raise MissingFileError(f"Released dataset folder {root} does not exist; pass --data ROOT.")
         first = root
-        for _ in range(depth):
-            subdirs = sorted(d for d in first.iterdir() if d.is_dir())
+        for level in range(depth):
+            subdirs = sorted(d for d in first.iterdir() if d.is_dir() and (level or not items or d.name in items))
             if not subdirs:
                 raise InputError(f"{root} does not have the {name} layout; see `robench list datasets`.")
             first = subdirs[0]
-        self.classes = tuple(sorted(d.name for d in first.iterdir() if d.is_dir()))
-        self.entries = [(f.relative_to(first), label) for label, wnid in enumerate(self.classes)
+        folders = tuple(sorted(d.name for d in first.iterdir() if d.is_dir()))
+        if labels is None:
+            self.classes, label_of = folders, {w: k for k, w in enumerate(folders)}
+        else:
+            label_of, self.classes = labels(folders, first)
+        self.entries = [(f.relative_to(first), label_of[wnid]) for wnid in sorted(folders, key=label_of.__getitem__)
                         for f in sorted((first / wnid).iterdir()) if f.suffix.lower() in suffixes]
         if not self.entries:
             raise InputError(f"No {'/'.join(suffixes)} files under {first}; expected <wnid>/<file> folders.")

@@ -85,34 +85,28 @@ def read_rgb(path: Path, on_bad: str = "error"):
         ) from None
 
 
-class ImageFolderSource(Dataset):
-    """``root/<class>/<image>`` with classes = sorted folder names (as torchvision's ImageFolder).
+class ImageFilesSource(Dataset):
+    """Image files with given labels, in the given order (``samples``: ``(path, label)``).
 
     Images are converted to RGB and, when the protocol says so, resized (short side,
     bilinear) and centre-cropped — ImageNet-C's Resize(256) → CenterCrop(224).
+
+    Args:
+        root: Folder the paths are relative to (``paths``, fingerprint).
+        classes: The label space (label ``k`` = ``classes[k]``); models need at least this many outputs.
+        name: First part of the fingerprint (the dataset's name in reports).
     """
 
-    def __init__(self, root: Path, protocol: Protocol, on_bad: str = "error"):
+    def __init__(self, root: Path, samples: list[tuple[Path, int]], *, classes: tuple[str, ...],
+                 protocol: Protocol, on_bad: str = "error", name: str = "imagefolder"):
         if on_bad not in ON_BAD_IMAGE:
             raise InputError(f"--on-bad-image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad!r}.")
-        self.on_bad = on_bad
-        if not root.is_dir():
-            raise MissingFileError(f"Data folder {root} does not exist; pass --data DIR (an ImageFolder root).")
-        self.classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
-        if not self.classes:
-            raise InputError(f"{root} has no class folders; expected DIR/<class>/<image files>.")
-        self.samples: list[tuple[Path, int]] = []
-        for label, cls in enumerate(self.classes):
-            files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            self.samples.extend((p, label) for p in files)
-        if not self.samples:
-            raise InputError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its class folders.")
-        self.protocol = protocol
-        self.root = root
+        self.root, self.samples, self.classes = root, samples, classes
+        self.protocol, self.on_bad, self.name = protocol, on_bad, name
         h = hashlib.sha256()
         for p, label in self.samples:
             h.update(f"{p.relative_to(root)}\x1f{p.stat().st_size}\x1f{label}\n".encode())
-        self.fingerprint = f"imagefolder:{len(self.samples)}:{h.hexdigest()[:16]}"
+        self.fingerprint = f"{name}:{len(self.samples)}:{h.hexdigest()[:16]}"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -140,12 +134,39 @@ class ImageFolderSource(Dataset):
         return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), label
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files (:data:`IMAGE_EXTENSIONS`, any case) directly inside ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+class ImageFolderSource(ImageFilesSource):
+    """``root/<class>/<image>`` with classes = sorted folder names (as torchvision's ImageFolder)."""
+
+    def __init__(self, root: Path, protocol: Protocol, on_bad: str = "error"):
+        if on_bad not in ON_BAD_IMAGE:
+            raise InputError(f"--on-bad-image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad!r}.")
+        if not root.is_dir():
+            raise MissingFileError(f"Data folder {root} does not exist; pass --data DIR (an ImageFolder root).")
+        classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+        if not classes:
+            raise InputError(f"{root} has no class folders; expected DIR/<class>/<image files>.")
+        samples = [(p, label) for label, cls in enumerate(classes) for p in image_files(root / cls)]
+        if not samples:
+            raise InputError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its class folders.")
+        super().__init__(root, samples, classes=classes, protocol=protocol, on_bad=on_bad)
+
+
 @dataclass(frozen=True)
 class SourceSpec:
-    """How to open a named dataset source: ``open(data_dir_or_None, protocol)``."""
+    """How to open a named dataset source: ``open(data_dir_or_None, protocol, on_bad)``.
+
+    ``scoring`` names the decision rule its images are scored with
+    (:data:`robench.metrics.scoring.SCORING_RULES`), e.g. the 200-class mask of ImageNet-A.
+    """
 
     open: Callable[[Path | None, Protocol, str], Dataset]
     description: str
+    scoring: str = "all-classes"
 
 
 DATASETS: Registry[SourceSpec] = Registry("dataset")
@@ -215,3 +236,7 @@ def open_dataset(name: str, data: Path | str | None, protocol: Protocol, *, on_b
     if path is not None and not path.exists():
         raise MissingFileError(f"Data path {path} does not exist; check --data.")
     return DATASETS.get(name).open(path, protocol, on_bad)
+
+
+# The released distribution-shift datasets (ImageNet-A/-R/-Sketch/-V2/-ReaL, C-bar, 3DCC) register themselves.
+from robench.data import shifts as _shifts  # noqa: E402, F401

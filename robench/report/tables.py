@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from robench._registry import Registry
+from robench.corruptions.catalog import RELEASED_CORRUPTIONS
 from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
 from robench.report.comparisons import groups_table, paired, paired_corruptions_table
@@ -369,13 +370,19 @@ def published_table(
         param_set = suites.get(r.suite, {}).get("param_set", "")
         datasets = df[(df.model == r.model) & (df.suite == r.suite)].dataset.unique()
         accuracy = card.get("accuracy") or {}
-        keys = [d for d in datasets if d in accuracy] or (["imagenet-val"] if param_set == "imagenet" else [])
+        # A generic image folder on an ImageNet suite is taken to be val; a named dataset (ImageNet-A, …) only
+        # matches a card accuracy of its own name.
+        val = param_set == "imagenet" and set(datasets) <= {"imagefolder"}
+        keys = [d for d in datasets if d in accuracy] or (["imagenet-val"] if val else [])
         published: dict[str, float] = {}
         if keys and keys[0] in accuracy:
             published["clean_err"] = 100.0 - float(accuracy[keys[0]])
         pub = card.get("published") or {}
+        # The cards' mCE is ImageNet-C's: not comparable with an mCE over released-only corruptions (3DCC).
+        other_mce = any(c in RELEASED_CORRUPTIONS for c in suites.get(r.suite, {}).get("test_corruptions", []))
         if param_set == "imagenet":
-            published |= {col: float(pub[key]) for key, col in PUBLISHED_METRICS.items() if pub.get(key) is not None}
+            published |= {col: float(pub[key]) for key, col in PUBLISHED_METRICS.items()
+                          if pub.get(key) is not None and not (other_mce and col in ("mCE", "rel_mCE"))}
         for metric, value in published.items():
             measured = getattr(r, metric, math.nan) if metric in board.columns else math.nan
             rows.append({"model": r.model, "suite": r.suite, "metric": metric, "measured": measured,
