@@ -89,7 +89,8 @@ class ImageFolderSource(Dataset):
     """``root/<class>/<image>`` with classes = sorted folder names (as torchvision's ImageFolder).
 
     Images are converted to RGB and, when the protocol says so, resized (short side,
-    bilinear) and centre-cropped — ImageNet-C's Resize(256) → CenterCrop(224).
+    bilinear unless a model's own preprocessing says otherwise) and centre-cropped — ImageNet-C's
+    Resize(256) → CenterCrop(224).
     """
 
     def __init__(self, root: Path, protocol: Protocol, on_bad: str = "error"):
@@ -134,7 +135,8 @@ class ImageFolderSource(Dataset):
         if img is None:
             return None, label
         if self.protocol.resize:
-            img = TF.resize(img, self.protocol.resize, interpolation=TF.InterpolationMode.BILINEAR)
+            mode = TF.InterpolationMode(self.protocol.interpolation)
+            img = TF.resize(img, self.protocol.resize, interpolation=mode)
         if self.protocol.crop:
             img = TF.center_crop(img, self.protocol.crop)
         return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), label
