@@ -185,10 +185,10 @@ def _from_source(
 ) -> ResolvedModel:
     """A model built by a registered source (``timm:``, ``tv:``, ``hf-hub:``), normaliser inside."""
     loaded = source.load(spec, weights)
-    if card is not None and (card.num_classes, card.arch) != (loaded.num_classes, loaded.arch):
+    if card is not None and (card.num_classes, card.arch) != (loaded.num_classes, loaded.arch.split(":", 1)[-1]):
         raise InputError(
-            f"Model {card.name!r} is {card.arch} with {card.num_classes} classes by its card but {source.prefix}:{spec} "
-            f"is {loaded.arch} with {loaded.num_classes}; fix the card."
+            f"Model {card.name!r} is {card.arch} with {card.num_classes} classes by its card but "
+            f"{source.prefix}:{spec} is {loaded.arch} with {loaded.num_classes}; fix the card."
         )
     pre = loaded.preprocessing
     module = Normalized(loaded.net, pre.mean, pre.std).eval().to(device)

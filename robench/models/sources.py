@@ -229,9 +229,7 @@ def load_timm(spec: str, weights: Path | None) -> SourceModel:
     arch = spec.split(".", 1)[0]
     if not timm.is_model(arch):
         raise _unknown("timm model", arch, timm.list_models()) from None
-    cfg = timm.models.get_pretrained_cfg(spec, allow_unregistered=False) if "." in spec else None
-    if "." in spec and cfg is None:
-        tags = timm.list_pretrained(f"{arch}.*")
+    if "." in spec and spec not in (tags := timm.list_pretrained(f"{arch}.*")):
         raise InputError(f"timm has no pretrained tag {spec!r}; available: {', '.join(tags) or '(none)'}.")
     net = timm.create_model(spec, pretrained=False)
     path = weights if weights is not None else _timm_cached_weights(spec, dict(net.pretrained_cfg))
