@@ -237,3 +237,31 @@ def test_zoo_card_points_to_a_timm_source(tmp_path, monkeypatch):
     resolved = resolve_model("timm-resnet50-a1")
     assert (resolved.name, resolved.arch, resolved.card, resolved.preprocessing.interpolation) == (
         "timm-resnet50-a1", "timm:resnet50", card, "bicubic")
+
+
+
+def test_cli_shows_the_resolved_preprocessing_and_evaluates_at_the_models_resolution(tmp_path, folder, capsys):
+    import sqlite3
+
+    from robench.cli import main
+
+    ref = timm.create_model("resnet10t", pretrained=False, num_classes=5)
+    _hub_cache(tmp_path, "someone/tiny-r10t", HUB_CONFIG, ref.state_dict())
+    assert main(["list", "models", "--ckpt", "hf-hub:someone/tiny-r10t"]) == 0
+    shown = capsys.readouterr().out
+    assert "native 288 px: resize shorter side to 303 (bicubic) → centre crop 288, crop_pct 0.95" in shown
+    assert main(["list", "models", "--ckpt", "hf-hub:someone/absent"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "hf download someone/absent" in err
+    suite = tmp_path / "native.toml"
+    suite.write_text('name = "native"\ndataset = "imagefolder"\n[protocol]\nresize = 256\ncrop = 224\n'
+                     'resolution = "model"\n[clean]\n')
+    assert main(["eval", "--ckpt", "hf-hub:someone/tiny-r10t", "--suite", str(suite), "--data", str(folder),
+                 "--out", str(tmp_path / "out")]) == 0
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    (prov,) = con.execute("SELECT provenance FROM cells").fetchone()
+    con.close()
+    prov = json.loads(prov)
+    assert (prov["protocol"]["resize"], prov["protocol"]["crop"], prov["protocol"]["interpolation"]) == (
+        303, 288, "bicubic")
+    assert prov["preprocessing"]["crop_pct"] == 0.95 and prov["preprocessing"]["mean"] == [0.5, 0.4, 0.3]
