@@ -10,6 +10,10 @@ native size on a log scale (CIFAR-10-C 32 px, Tiny-ImageNet-C 64 px, ImageNet-C 
 parameters are then applied at the native size as published; README ("Resolution-aware protocols")
 has the measurement behind this choice.
 
+A suite that crops after transforming (``imagenet-p``: resize 256, warp, then the perturbation's
+``crop = 224``) keeps that order: the model's resize, then its crop size as the perturbation crop.
+Attack budgets are not rescaled (Linf is per pixel; an L2 budget keeps its value).
+
 All models of one run share one set of images, so they must resolve to the same protocol; models
 with different preprocessing are evaluated in separate runs, and the reports refuse to pair two
 models whose cells were computed under different protocols.
@@ -68,9 +72,14 @@ def at_model_resolution(suite: Suite, models: Sequence[Any]) -> Suite:
             "evaluate them in separate runs (they are then not paired) or use resolution = 224 for one protocol."
         )
     (resize, crop, interpolation), _ = next(iter(seen.items()))
-    pre = models[0].preprocessing
-    protocol = replace(suite.protocol, resize=resize, crop=crop, interpolation=interpolation)
-    return replace(suite, protocol=protocol, param_set=nearest_param_set(_native(pre)))
+    native = _native(models[0].preprocessing)
+    # A suite that crops after transforming (ImageNet-P: resize 256, warp, then the perturbation's crop 224)
+    # keeps that order at the model's sizes.
+    protocol = replace(suite.protocol, resize=resize, crop=crop if suite.protocol.crop else 0,
+                       interpolation=interpolation)
+    items = tuple(replace(i, settings={**i.settings, "crop": native}) if i.settings.get("crop") else i
+                  for i in suite.items)
+    return replace(suite, protocol=protocol, items=items, param_set=nearest_param_set(native))
 
 
 def protocol_record(suite: Suite) -> dict[str, Any]:

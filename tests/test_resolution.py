@@ -153,3 +153,14 @@ def test_paired_models_under_different_protocols_are_refused(tmp_path, folder):
     with Store(same / "results.sqlite", readonly=True) as st:
         table = paired(load_results(same / "results.sqlite"), st.suites())
     assert list(table.gap_model) == ["tiny-gap"] and list(table.gcp_model) == ["tiny-gcp"]
+
+
+def test_a_suite_that_crops_after_transforming_keeps_that_order_at_the_models_sizes():
+    suite = parse_suite({"dataset": "imagefolder", "param_set": "imagenet",
+                         "protocol": {"resize": 256, "resolution": "model"},
+                         "perturbations": {"names": ["gaussian_noise", "translate"], "crop": 224}})
+    model = SizedModel("a", "x", "gap", 10, "a" * 64, tiny_net(0), _pre(64, 56))
+    resolved = at_model_resolution(suite, [model])
+    assert (resolved.protocol.resize, resolved.protocol.crop) == (64, 0)
+    assert {i.settings["crop"] for i in resolved.items} == {56}
+    assert resolved.param_set == "tinyimagenet"
