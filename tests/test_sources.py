@@ -233,6 +233,8 @@ def test_zoo_card_points_to_a_timm_source(tmp_path, monkeypatch):
         resolve_model("timm-resnet50-a1")
     # with the file in the hub cache, the card loads it (through a cache laid out as timm leaves it)
     net = timm.create_model("resnet50", pretrained=False)
+    torch.save(net.state_dict(), tmp_path / "r50.pth")
+    assert resolve_model("timm-resnet50-a1", weights=tmp_path / "r50.pth").path == tmp_path / "r50.pth"
     _hub_cache(tmp_path, "timm/resnet50.a1_in1k", {"architecture": "resnet50"}, net.state_dict())
     resolved = resolve_model("timm-resnet50-a1")
     assert (resolved.name, resolved.arch, resolved.card, resolved.preprocessing.interpolation) == (

@@ -235,19 +235,20 @@ def resolve_model(
         if arch is not None or pool is not None or num_classes is not None:
             raise InputError(f"--arch/--pool do not apply to {ckpt}: its library builds the model; drop them.")
         return _from_source(*source, str(ckpt), weights, device)
-    if weights is not None:
-        raise InputError(
-            f"--weights applies to {', '.join(p + ':' for p in SOURCES.names())} models only; "
-            f"pass the file itself as --ckpt FILE instead."
-        )
     if arch is not None:
         ARCHS.get(arch)  # unknown names fail before a large file is read
     if pool is not None:
         POOLINGS.get(pool)
     card, path = _locate(ckpt, zoo_folder)
     if card is not None and card.source_scheme in SOURCES:
-        return _from_source(SOURCES.get(card.source_scheme), card.source.split(":", 1)[1], card.name, None, device,
+        _pick(arch, card.arch, "arch", card), _pick(pool, card.pooling, "pool", card)
+        return _from_source(SOURCES.get(card.source_scheme), card.source.split(":", 1)[1], card.name, weights, device,
                             card)
+    if weights is not None:
+        raise InputError(
+            f"--weights applies to {', '.join(p + ':' for p in SOURCES.names())} models (and their zoo cards) only; "
+            f"pass the file itself as --ckpt FILE instead."
+        )
     if card is not None:
         arch = _pick(arch, card.arch, "arch", card)
         pool = _pick(pool, card.pooling, "pool", card)
