@@ -267,3 +267,15 @@ def test_cli_shows_the_resolved_preprocessing_and_evaluates_at_the_models_resolu
     assert (prov["protocol"]["resize"], prov["protocol"]["crop"], prov["protocol"]["interpolation"]) == (
         303, 288, "bicubic")
     assert prov["preprocessing"]["crop_pct"] == 0.95 and prov["preprocessing"]["mean"] == [0.5, 0.4, 0.3]
+
+
+def test_a_hub_blob_whose_digest_differs_from_its_name_is_refused(tmp_path):
+    ref = timm.create_model("resnet10t", pretrained=False, num_classes=5)
+    snap = _hub_cache(tmp_path, "someone/damaged", HUB_CONFIG, ref.state_dict())
+    blobs = snap.parents[1] / "blobs"
+    blobs.mkdir()
+    blob = blobs / ("0" * 64)  # the hub names large files by their sha256
+    (snap / "model.safetensors").rename(blob)
+    (snap / "model.safetensors").symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    with pytest.raises(CheckpointError, match="damaged"):
+        resolve_model("hf-hub:someone/damaged")
