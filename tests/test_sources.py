@@ -111,10 +111,11 @@ def test_timm_weights_file_gives_timms_logits_with_timms_preprocessing(tmp_path,
     assert not torch.allclose(other, theirs, atol=1e-3)
 
 
-def test_timm_inference_form_is_batch_invariant_and_matches_the_module(tmp_path, folder):
-    ref = timm.create_model("resnet10t", pretrained=False, num_classes=4)
+@pytest.mark.parametrize("arch", ["resnet10t", "test_vit", "test_convnext", "test_efficientnet"])
+def test_timm_inference_form_is_batch_invariant_and_matches_the_module(tmp_path, arch):
+    ref = timm.create_model(arch, pretrained=False, num_classes=4)
     torch.save(ref.state_dict(), tmp_path / "w.pth")
-    resolved = resolve_model("timm:resnet10t", weights=tmp_path / "w.pth")
+    resolved = resolve_model(f"timm:{arch}", weights=tmp_path / "w.pth")
     x = torch.rand(7, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     net = for_inference(resolved.module, torch.device("cpu"))
     with torch.no_grad():
