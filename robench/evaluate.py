@@ -333,7 +333,7 @@ def _placed(
                 f"Model {m.name} has {m.num_classes} classes but the data has {data_classes}; "
                 "pick a matching checkpoint or --data."
             )
-        net = for_inference(m.module, device)
+        net = for_inference(m.module, device, rewrite=not getattr(m, "source", ""))  # library models: plain
         nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp]).eval()
         nets[m.name].robench_name = f"model {m.name}"  # named in errors such as NaN logits
     return nets

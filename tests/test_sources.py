@@ -15,7 +15,6 @@ from PIL import Image
 from robench.data.sources import ImageFolderSource
 from robench.errors import CheckpointError, InputError, MissingFileError, UnknownNameError
 from robench.models import resolve_model
-from robench.models.inference import for_inference
 from robench.models.sources import tv_preprocessing
 from robench.suites import Protocol
 
@@ -112,16 +111,20 @@ def test_timm_weights_file_gives_timms_logits_with_timms_preprocessing(tmp_path,
 
 
 @pytest.mark.parametrize("arch", ["resnet10t", "test_vit", "test_convnext", "test_efficientnet"])
-def test_timm_inference_form_is_batch_invariant_and_matches_the_module(tmp_path, arch):
+def test_library_models_are_evaluated_batch_invariant_in_their_plain_form(tmp_path, arch):
+    from robench.evaluate import _placed
+
+    torch.manual_seed(28)  # an initialisation whose EfficientNet logits differ with the batch in channels-last
     ref = timm.create_model(arch, pretrained=False, num_classes=4)
     torch.save(ref.state_dict(), tmp_path / "w.pth")
     resolved = resolve_model(f"timm:{arch}", weights=tmp_path / "w.pth")
+    net = _placed([resolved], torch.device("cpu"), None, 4)[resolved.name]
+    assert not any(isinstance(m, torch.fx.GraphModule) for m in net.modules())  # not rewritten
     x = torch.rand(7, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    net = for_inference(resolved.module, torch.device("cpu"))
     with torch.no_grad():
         whole = net(x)
-        assert all(torch.equal(torch.cat([net(x[i:i + b]) for i in range(0, 7, b)]), whole) for b in (1, 3))
-        torch.testing.assert_close(whole, resolved.module(x), rtol=1e-4, atol=1e-4)
+        assert all(torch.equal(torch.cat([net(x[i:i + b]) for i in range(0, 7, b)]), whole) for b in (1, 2, 3))
+        assert torch.equal(whole, resolved.module(x))  # the same network, untouched
 
 
 def test_hub_cache_repo_loads_like_timm_with_its_288px_config(tmp_path, folder):
