@@ -203,7 +203,7 @@ def _timm_cached_weights(name: str, cfg: dict[str, Any]) -> Path:
     hub_id = cfg.get("hf_hub_id")
     if hub_id:
         repo, revision = check_repo_id(hub_id)
-        names = tuple(dict.fromkeys([cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else []) or HF_WEIGHT_FILES)
+        names = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else HF_WEIGHT_FILES
         try:
             return hf_file(repo, names, revision)
         except MissingFileError:
