@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from robench._progress import set_quiet
-from robench.errors import DriftError, RobenchError
+from robench.errors import DriftError, InputError, RobenchError
 
 log = logging.getLogger("robench")
 
@@ -49,8 +49,10 @@ def cli(quiet: bool) -> None:
               help="Stored model whose FP/T5D normalise mFR/mT5D (e.g. torchvision AlexNet run on the same suite).")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="An unreadable image stops the run, or is skipped and counted (column `skipped`).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Weights file for a --ckpt timm:NAME / tv:NAME[.WEIGHTS] / hf-hub:ORG/NAME model.")
 def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, workers, device, seed, fresh, amp,
-             baseline, on_bad_image) -> None:
+             baseline, on_bad_image, weights) -> None:
     """Evaluate models on a suite, resuming finished cells, and write the leaderboard."""
     from robench.evaluate import EvalConfig, run_eval
     from robench.report import write_reports
@@ -58,7 +60,7 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, wor
     cfg = EvalConfig(
         ckpts=tuple(ckpts), arch=arch, pool=pool, suite=suite, data=data, limit=limit, subset=subset,
         out=out, batch_size=batch_size, workers=workers, device=device, seed=seed, fresh=fresh, amp=amp,
-        on_bad_image=on_bad_image,
+        on_bad_image=on_bad_image, weights=weights,
     )
     summary = run_eval(cfg)
     written = write_reports(summary.store, out, baseline=baseline)
@@ -162,11 +164,29 @@ def nightly_cmd(out, reference, tolerance, models, imagenet, imagenet_models, up
 
 def _list_models() -> list[str]:
     from robench.models import ARCHS, POOLINGS, list_cards
+    from robench.models.sources import SOURCES
 
     lines = ["Zoo (model cards):"]
     lines += [f"  {c.name:<28} {c.arch:<20} {c.pooling}" for c in list_cards()]
     lines.append("Architectures (--arch, with --pool " + "|".join(POOLINGS.names()) + "):")
     lines += [f"  {a}" for a in ARCHS.names()]
+    lines.append("Model sources (--ckpt PREFIX:NAME, weights from the library's cache or --weights FILE):")
+    lines += [f"  {s.example:<32} {s.description}" for _, s in SOURCES.items()]
+    return lines
+
+
+def _describe_model(ckpt: str, weights: Path | None) -> list[str]:
+    """What `--ckpt X` resolves to, without downloading anything."""
+    from robench.models import resolve_model
+
+    m = resolve_model(ckpt, download=False, weights=weights)
+    pre = m.preprocessing
+    lines = [f"{m.name}: {m.arch}, pooling {m.pooling}, {m.num_classes} classes",
+             f"  weights        {m.path} ({m.format}, sha256 {m.sha256[:16]}…)"]
+    if pre is not None:
+        lines += [f"  preprocessing  {pre.describe()}",
+                  f"  native size    {pre.input_size} px; resize {pre.resize or '-'}, crop {pre.crop or '-'}, "
+                  f"interpolation {pre.interpolation}" + (f", crop_pct {pre.crop_pct:g}" if pre.crop_pct else "")]
     return lines
 
 
@@ -200,9 +220,15 @@ LISTINGS = {
 
 @cli.command("list")
 @click.argument("what", type=click.Choice(list(LISTINGS)))
-def list_cmd(what: str) -> None:
-    """List models, suites, corruptions or datasets."""
-    for line in LISTINGS[what]():
+@click.option("--ckpt", default=None, metavar="MODEL",
+              help="With `models`: show what this zoo name, file or timm:/tv:/hf-hub: model resolves to.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Weights file for a timm:/tv:/hf-hub: --ckpt.")
+def list_cmd(what: str, ckpt: str | None, weights: Path | None) -> None:
+    """List models, suites, corruptions or datasets (`list models --ckpt X`: one model's preprocessing)."""
+    if ckpt is not None and what != "models":
+        raise InputError("--ckpt goes with `robench list models`.")
+    for line in _describe_model(ckpt, weights) if ckpt is not None else LISTINGS[what]():
         click.echo(line)
 
 

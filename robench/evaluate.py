@@ -28,6 +28,7 @@ from robench.errors import InputError
 from robench.kinds import CELL_KINDS, Batch, Counts, add_counts, scoring_of
 from robench.models.inference import for_inference
 from robench.outcomes import concat
+from robench.resolution import at_model_resolution, protocol_record
 from robench.store import CellKey, CellRecord, ModelRecord, Store, exclusive
 from robench.suites import Item, Suite, load_suite
 
@@ -83,6 +84,8 @@ class EvalConfig:
     fresh: bool = False
     amp: str | None = None
     on_bad_image: str = "error"
+    weights: Path | None = None
+    """Weights file of a ``timm:``/``tv:``/``hf-hub:`` model (one ``--ckpt`` only)."""
 
 
 @dataclass
@@ -140,6 +143,8 @@ def cell_config(
     }
     if selection is not None:
         parts["selection"] = selection
+    if suite.protocol.resolution != "official":  # official cells keep the hashes of earlier versions
+        parts["protocol"] = protocol_record(suite)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -156,13 +161,17 @@ def _provenance(cfg: EvalConfig, model: ModelLike, suite: Suite, fingerprint: st
         "dataset": fingerprint,
         "scoring": scoring_of(suite).name,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "protocol": protocol_record(suite),
+        **({"preprocessing": pre.to_dict()} if (pre := getattr(model, "preprocessing", None)) is not None else {}),
     }
 
 
 def load_models(cfg: EvalConfig) -> list[ModelLike]:
     from robench.models import resolve_model
 
-    models = [resolve_model(c, cfg.arch, cfg.pool, device=cfg.device) for c in cfg.ckpts]
+    if cfg.weights is not None and len(cfg.ckpts) != 1:
+        raise InputError("--weights goes with exactly one --ckpt (a timm:, tv: or hf-hub: model).")
+    models = [resolve_model(c, cfg.arch, cfg.pool, device=cfg.device, weights=cfg.weights) for c in cfg.ckpts]
     names = [m.name for m in models]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -194,6 +203,10 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
     with contextlib.ExitStack() as stack:
         if ctx.is_main:  # take the writer lock first: a second run fails before any work
             stack.enter_context(exclusive(store_path))
+        if models is None and suite.protocol.resolution == "model":
+            models = load_models(cfg)  # their preprocessing prepares the images
+        if models is not None:
+            suite = at_model_resolution(suite, models)
         ds = open_dataset(suite.dataset, cfg.data, suite.protocol, on_bad=cfg.on_bad_image)
         selection = dataset_selection(ds, limit=cfg.limit if cfg.limit is not None else suite.limit,
                                       subset=cfg.subset if cfg.subset is not None else suite.subset)
@@ -321,7 +334,7 @@ def _placed(
                 f"Model {m.name} has {m.num_classes} classes but the data has {data_classes}; "
                 "pick a matching checkpoint or --data."
             )
-        net = for_inference(m.module, device)
+        net = for_inference(m.module, device, rewrite=not getattr(m, "source", ""))  # library models: plain
         nets[m.name] = net if amp is None else Autocast(net, device.type, AMP_DTYPES[amp]).eval()
         nets[m.name].robench_name = f"model {m.name}"  # named in errors such as NaN logits
     return nets

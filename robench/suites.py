@@ -9,6 +9,7 @@ A suite lives in ``corruptions/<name>.toml`` (or any path). Example::
     [protocol]
     quantize = true          # 8-bit truncation after corrupting, as the released datasets
     jpeg_quality = 0         # 85 reproduces ImageNet-C's JPEG round trip; 0 turns it off
+    resolution = 224         # default: the suite's resize/crop for all; "model": each model's own
 
     [clean]
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,31 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+RESOLUTIONS = ("official", "model")
+"""``official``: the suite's fixed resize/crop for every model; ``model``: each model's own preprocessing
+(see :mod:`robench.resolution`)."""
+
+
 @dataclass(frozen=True)
 class Protocol:
-    """What happens to a transformed image before the model sees it."""
+    """How images are prepared (resize, crop) and what happens to a transformed image before the model sees it.
+
+    ``resolution = "model"`` in a suite replaces ``resize``/``crop``/``interpolation`` by the models' own
+    values when a run starts (:func:`robench.resolution.at_model_resolution`).
+    """
 
     quantize: bool = True
     jpeg_quality: int = 0
     resize: int = 0
     crop: int = 0
+    interpolation: str = "bilinear"
+    resolution: str = "official"
 
     def key(self) -> str:
-        return f"q{int(self.quantize)}-jpeg{self.jpeg_quality}-r{self.resize}-c{self.crop}"
+        key = f"q{int(self.quantize)}-jpeg{self.jpeg_quality}-r{self.resize}-c{self.crop}"
+        if self.interpolation != "bilinear":
+            key += f"-{self.interpolation}"
+        return key if self.resolution == "official" else f"{key}-res{self.resolution}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,7 @@ class Suite:
 
 _TOP_KEYS = {"name", "description", "dataset", "param_set", "seed", "limit", "subset", "models", "protocol",
              "clean", "corruptions", "perturbations", "attacks", "baseline"}
-_PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop"}
+_PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop", "resolution"}
 _CORRUPTION_KEYS = {"names", "severities", "limit"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
 _PERTURBATION_KEYS = {"names", "difficulties", "crop", "limit"}
@@ -294,6 +309,20 @@ def _parse_baseline(table: Any, where: str) -> Baseline:
     return Baseline(str(table.get("name", "baseline")), None if clean is None else float(clean), errors)
 
 
+def _resolution(value: Any, crop: int, where: str) -> str:
+    """``"model"``, or ``"official"`` for ``"official"`` / the suite's own crop size (``224``)."""
+    if isinstance(value, str) and value in RESOLUTIONS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if crop and value != crop:
+            raise InputError(
+                f"{where}: protocol.resolution = {value} differs from protocol.crop = {crop}; write "
+                f"resolution = {crop} (the official protocol) or \"model\" (each model's own preprocessing)."
+            )
+        return "official"
+    raise InputError(f"{where}: protocol.resolution must be \"model\" or the official size such as 224, got {value!r}.")
+
+
 def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
     """Validate a suite's parsed TOML and build a :class:`Suite`.
 
@@ -316,6 +345,8 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "<memory>") -> Suite:
     )
     if not 0 <= protocol.jpeg_quality <= 100:
         raise InputError(f"{where}: protocol.jpeg_quality must be 0 (off) or 1..100.")
+    if "resolution" in protocol_table:
+        protocol = replace(protocol, resolution=_resolution(protocol_table["resolution"], protocol.crop, where))
     items: list[Item] = []
     if "clean" in data:
         _check_keys(_table(data["clean"], f"{where}: [clean]"), set(), f"{where} [clean]")

@@ -89,7 +89,8 @@ class ImageFilesSource(Dataset):
     """Image files with given labels, in the given order (``samples``: ``(path, label)``).
 
     Images are converted to RGB and, when the protocol says so, resized (short side,
-    bilinear) and centre-cropped — ImageNet-C's Resize(256) → CenterCrop(224).
+    bilinear unless a model's own preprocessing says otherwise) and centre-cropped — ImageNet-C's
+    Resize(256) → CenterCrop(224).
 
     Args:
         root: Folder the paths are relative to (``paths``, fingerprint).
@@ -128,7 +129,8 @@ class ImageFilesSource(Dataset):
         if img is None:
             return None, label
         if self.protocol.resize:
-            img = TF.resize(img, self.protocol.resize, interpolation=TF.InterpolationMode.BILINEAR)
+            mode = TF.InterpolationMode(self.protocol.interpolation)
+            img = TF.resize(img, self.protocol.resize, interpolation=mode)
         if self.protocol.crop:
             img = TF.center_crop(img, self.protocol.crop)
         return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), label

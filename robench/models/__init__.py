@@ -12,19 +12,24 @@ from robench.models.download import cache_dir, fetch_weights
 from robench.models.isqrtcov import ISqrtCovPool, isqrt_cov
 from robench.models.loading import ResolvedModel, load_model, resolve_model
 from robench.models.pooling import POOLINGS, Pooling
+from robench.models.preprocess import Preprocessing
+from robench.models.sources import SOURCES, ModelSource
 from robench.models.wrap import Normalized
 
 __all__ = [
     "ARCHS",
     "FORMATS",
     "POOLINGS",
+    "SOURCES",
     "Arch",
     "Checkpoint",
     "CheckpointFormat",
     "ISqrtCovPool",
     "ModelCard",
+    "ModelSource",
     "Normalized",
     "Pooling",
+    "Preprocessing",
     "Published",
     "ResolvedModel",
     "cache_dir",

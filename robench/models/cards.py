@@ -29,7 +29,10 @@ pair GAP and GCP groups seed by seed (STATISTICS.md §6).
 
 ``source`` is a path relative to the card's folder, an ``http(s)://`` URL, a
 torchvision weights name (``torchvision:ResNet50_Weights.IMAGENET1K_V1``) or
-``manual:FILE`` for files that must be downloaded by hand from ``homepage``.
+``manual:FILE`` for files that must be downloaded by hand from ``homepage``. A card may also point
+to a model source (``timm:resnet50.a1_in1k``, ``tv:resnet50.IMAGENET1K_V2``, ``hf-hub:ORG/NAME``,
+see :mod:`robench.models.sources`): the library builds the model and resolves its preprocessing, and
+``arch`` then names the library's architecture (it need not be one of ``ARCHS``).
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SOURCE_SCHEMES = {"http://": "url", "https://": "url", "torchvision:": "torchvision", "manual:": "manual"}
+SOURCE_SCHEMES = {"http://": "url", "https://": "url", "torchvision:": "torchvision", "manual:": "manual",
+                  "timm:": "timm", "tv:": "tv", "hf-hub:": "hf-hub"}
 """Prefixes of ``source`` and the kind of source they name; anything else is a relative path."""
+MODEL_SOURCE_SCHEMES = ("timm", "tv", "hf-hub")
+"""Schemes whose library builds the model (:data:`robench.models.sources.SOURCES`)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class ModelCard:
 
     @property
     def source_scheme(self) -> str:
-        """``url``, ``torchvision``, ``manual`` or ``file``."""
+        """``url``, ``torchvision``, ``manual``, a model source (``timm``, ``tv``, ``hf-hub``) or ``file``."""
         return next((k for p, k in SOURCE_SCHEMES.items() if self.source.startswith(p)), "file")
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,8 +203,9 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Model
         raise InputError(f"{where}: needs a name.")
     if path is not None and name != path.stem:
         raise InputError(f"{where}: name {name!r} differs from the file name; rename one of them.")
+    library_built = str(raw["source"]).partition(":")[0] in MODEL_SOURCE_SCHEMES
     for key, registry in (("arch", ARCHS), ("pooling", POOLINGS)):
-        if raw[key] not in registry:
+        if raw[key] not in registry and not library_built:
             raise InputError(f"{where}: {registry.unknown_message(str(raw[key]))}")
     mean = tuple(_number(v, f"{where}: mean") for v in raw["mean"])
     std = tuple(_number(v, f"{where}: std") for v in raw["std"])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from robench._progress import progress
-from robench.errors import CheckpointError, MissingFileError
+from robench.errors import CheckpointError, InputError, MissingFileError
 from robench.models.cards import ModelCard
 
 log = logging.getLogger(__name__)
@@ -170,4 +170,7 @@ def fetch_weights(card: ModelCard, *, download: bool = True) -> Path:
             the message says where to get it and to pass ``--ckpt PATH``.
         CheckpointError: The file does not match the card's sha256.
     """
-    return FETCHERS[card.source_scheme](card, download)
+    fetch = FETCHERS.get(card.source_scheme)
+    if fetch is None:  # timm:/tv:/hf-hub: cards: their library builds the model (robench.models.sources)
+        raise InputError(f"Model {card.name!r} comes from {card.source}; load it with --ckpt {card.name}.")
+    return fetch(card, download)

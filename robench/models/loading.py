@@ -18,6 +18,8 @@ from robench.models.cards import ModelCard, read_card, zoo
 from robench.models.checkpoints import Checkpoint, _preview, compare_keys, read_checkpoint
 from robench.models.download import fetch_weights, sha256_file, verify
 from robench.models.pooling import POOLINGS
+from robench.models.preprocess import Preprocessing
+from robench.models.sources import SOURCES, ModelSource, split_source
 from robench.models.wrap import Normalized
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class ResolvedModel:
             ``N×C×H×W`` images in ``[0, 1]``.
         path: The weights file.
         format: The recognised checkpoint layout (``FORMATS``).
+        preprocessing: What the weights expect (resize, crop, interpolation, mean/std, native size).
+        source: The model source prefix (``timm``, ``tv``, ``hf-hub``), empty for zoo models and files.
     """
 
     name: str
@@ -51,6 +55,21 @@ class ResolvedModel:
     module: nn.Module
     path: Path
     format: str
+    preprocessing: Preprocessing | None = None
+    source: str = ""
+
+
+def card_preprocessing(card: ModelCard) -> Preprocessing:
+    """What a card says about its inputs (resize with PIL bilinear, as the ImageNet-C protocol)."""
+    return Preprocessing(card.input_size, card.resize, card.crop, "bilinear", card.mean, card.std,
+                         origin="model card")
+
+
+def arch_preprocessing(arch: str) -> Preprocessing:
+    """An architecture's defaults, for checkpoints without a card."""
+    spec = ARCHS.get(arch)
+    return Preprocessing(spec.input_size, spec.resize, spec.input_size if spec.resize else None, "bilinear",
+                         spec.mean, spec.std, origin=f"{arch} defaults")
 
 
 @functools.cache
@@ -160,6 +179,24 @@ def _locate(ckpt: str | Path, zoo_folder: Path | None) -> tuple[ModelCard | None
     raise UnknownNameError(cards.unknown_message(name) + " Or pass a checkpoint file path.")
 
 
+def _from_source(
+    source: ModelSource, spec: str, name: str, weights: Path | None, device: str | torch.device,
+    card: ModelCard | None = None,
+) -> ResolvedModel:
+    """A model built by a registered source (``timm:``, ``tv:``, ``hf-hub:``), normaliser inside."""
+    loaded = source.load(spec, weights)
+    if card is not None and (card.num_classes, card.arch) != (loaded.num_classes, loaded.arch.split(":", 1)[-1]):
+        raise InputError(
+            f"Model {card.name!r} is {card.arch} with {card.num_classes} classes by its card but "
+            f"{source.prefix}:{spec} is {loaded.arch} with {loaded.num_classes}; fix the card."
+        )
+    pre = loaded.preprocessing
+    module = Normalized(loaded.net, pre.mean, pre.std).eval().to(device)
+    return ResolvedModel(name=name, arch=loaded.arch, pooling=loaded.pooling, num_classes=loaded.num_classes,
+                         sha256=loaded.sha256, card=card, module=module, path=loaded.path, format=loaded.format,
+                         preprocessing=pre, source=source.prefix)
+
+
 def resolve_model(
     ckpt: str | Path,
     arch: str | None = None,
@@ -169,18 +206,21 @@ def resolve_model(
     device: str | torch.device = "cpu",
     download: bool = True,
     zoo_folder: Path | None = None,
+    weights: Path | str | None = None,
 ) -> ResolvedModel:
     """Load a zoo model or a checkpoint file, with its normaliser, in eval mode.
 
     Args:
-        ckpt: Zoo name (``robench list models``), a card file (``.toml``) or a
-            checkpoint file (torch or safetensors, any layout of ``FORMATS``).
+        ckpt: Zoo name (``robench list models``), a card file (``.toml``), a
+            checkpoint file (torch or safetensors, any layout of ``FORMATS``) or a model
+            source ``timm:NAME``, ``tv:NAME[.WEIGHTS]``, ``hf-hub:ORG/NAME`` (``SOURCES``).
         arch: Architecture; for a file it is inferred from the keys when omitted.
         pool: Pooling head (``gap``/``gcp``); inferred like ``arch``.
         num_classes: Classifier outputs; default from the card or the file.
         device: Where the model goes.
         download: Whether a card's weights may be downloaded into the cache.
         zoo_folder: Folder of cards (default: the installed zoo).
+        weights: Weights file for a model source (instead of its library's cache).
 
     Raises:
         MissingFileError: No such file, or a card's weights are unavailable (the message
@@ -189,11 +229,26 @@ def resolve_model(
         CheckpointError: Unsafe, unreadable or ill-fitting checkpoint.
         InputError: Options contradicting the card.
     """
+    weights = None if weights is None else Path(weights)
+    source = None if Path(ckpt).is_file() else split_source(ckpt)
+    if source is not None:
+        if arch is not None or pool is not None or num_classes is not None:
+            raise InputError(f"--arch/--pool do not apply to {ckpt}: its library builds the model; drop them.")
+        return _from_source(*source, str(ckpt), weights, device)
     if arch is not None:
         ARCHS.get(arch)  # unknown names fail before a large file is read
     if pool is not None:
         POOLINGS.get(pool)
     card, path = _locate(ckpt, zoo_folder)
+    if card is not None and card.source_scheme in SOURCES:
+        _pick(arch, card.arch, "arch", card), _pick(pool, card.pooling, "pool", card)
+        return _from_source(SOURCES.get(card.source_scheme), card.source.split(":", 1)[1], card.name, weights, device,
+                            card)
+    if weights is not None:
+        raise InputError(
+            f"--weights applies to {', '.join(p + ':' for p in SOURCES.names())} models (and their zoo cards) only; "
+            f"pass the file itself as --ckpt FILE instead."
+        )
     if card is not None:
         arch = _pick(arch, card.arch, "arch", card)
         pool = _pick(pool, card.pooling, "pool", card)
@@ -223,6 +278,7 @@ def resolve_model(
         module=module,
         path=path,
         format=checkpoint.format,
+        preprocessing=card_preprocessing(card) if card is not None else arch_preprocessing(arch),
     )
 
 
@@ -233,6 +289,7 @@ def load_model(
     *,
     num_classes: int | None = None,
     device: str | torch.device = "cpu",
+    weights: Path | str | None = None,
 ) -> nn.Module:
     """The module of :func:`resolve_model`: eval mode, normaliser inside, ``[0, 1]`` inputs."""
-    return resolve_model(ckpt, arch, pool, num_classes=num_classes, device=device).module
+    return resolve_model(ckpt, arch, pool, num_classes=num_classes, device=device, weights=weights).module

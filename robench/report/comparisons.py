@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robench.errors import InputError
 from robench.report.evidence import Evidence
 from robench.stats.bootstrap import percentile_interval
 from robench.stats.paired import bootstrap_p, cohen_kappa, discordance, holm, mcnemar
@@ -67,6 +68,27 @@ def seed_pairs(
     return [(records[0][0], records[1][0])]
 
 
+def check_same_protocol(df: pd.DataFrame, suite: str, gap: str, gcp: str) -> None:
+    """Two paired models must have seen the same images: cells of a ``resolution = "model"`` suite carry
+    their protocol (column ``protocol``), cells of the official protocol do not.
+
+    Raises:
+        InputError: The two models' cells were computed under different protocols.
+    """
+    if "protocol" not in df.columns:
+        return
+    seen = {}
+    for model in (gap, gcp):
+        cells = df[(df.model == model) & (df.suite == suite)]
+        seen[model] = ", ".join(sorted(set(cells.protocol.fillna("official").astype(str))))
+    if seen[gap] != seen[gcp]:
+        raise InputError(
+            f"Suite {suite}: {gap} ({seen[gap]}) and {gcp} ({seen[gcp]}) were evaluated under different protocols, "
+            "so they cannot be paired; rerun one of them with --fresh under the other's protocol "
+            "(resolution = 224 gives both the official one)."
+        )
+
+
 def verdict(metric: str, delta: float, p: float, alpha: float) -> str:
     """``gcp better`` / ``gap better`` when ``p < alpha`` (direction from ``delta = gcp − gap``), else none."""
     if not np.isfinite(p) or not np.isfinite(delta):
@@ -110,6 +132,8 @@ def paired(
         if "gap" not in arms or "gcp" not in arms:
             continue
         pairs = seed_pairs(arms["gap"][1], arms["gcp"][1], cards)
+        for a, b in pairs:
+            check_same_protocol(df, suite, a["model"], b["model"])
         row: dict[str, Any] = {"arch": arch, "suite": suite, "gap_model": arms["gap"][0],
                                "gcp_model": arms["gcp"][0], "seeds": len(pairs)}
         by_seed = len(pairs) >= MIN_SEEDS_FOR_T
@@ -167,6 +191,7 @@ def paired_corruptions_table(
             continue
         gap, gcp = seed_pairs(arms["gap"][1], arms["gcp"][1], cards)[0]
         gap, gcp = gap["model"], gcp["model"]
+        check_same_protocol(df, suite, gap, gcp)
         have = {m: evidence.outcomes(m, suite) for m in (gap, gcp)}
         family = []
         ga = cells[cells.model == gap].set_index(["item", "level"])

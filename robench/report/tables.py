@@ -75,6 +75,9 @@ def load_results(store: str | Path | Store, *, indices: bool = False) -> pd.Data
             }
             row.update({c: v for c, v in rec.counts.items() if c != "n" and (indices or not isinstance(v, list))})
             row["dataset"] = str(rec.provenance.get("dataset", "")).split(":")[0]
+            protocol = rec.provenance.get("protocol")
+            if isinstance(protocol, Mapping) and protocol.get("resolution", "official") != "official":
+                row["protocol"] = str(protocol.get("key", ""))  # resolution = "model": the models' own sizes
             if k.kind == "attack":
                 row["eps"] = suites.get(k.suite, {}).get("attacks", {}).get(k.item, {}).get("eps", [""] * k.level)[
                     k.level - 1
