@@ -53,6 +53,7 @@ class Kind(str, enum.Enum):
     ITERATIVE = "iterative"  # PGD, APGD: expected to be at least as strong as FGSM
     MINIMAL = "minimal"  # DeepFool, C&W: minimal-perturbation attacks clipped to eps
     RANDOM = "random"  # random-noise baselines
+    SEARCH = "search"  # score-based black-box search (Square): strong, uses no gradients
 
 
 @dataclass
