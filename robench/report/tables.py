@@ -325,7 +325,7 @@ def _cascade_gains(a: pd.DataFrame, suites: Mapping[str, Any]) -> pd.Series:
         definition = suites.get(suite, {})
         if not definition.get("attack_cascade"):
             continue
-        order = list(definition.get("attacks", {}))
+        order = [name for kind, name, _ in definition.get("items", []) if kind == "attack"]  # suite order
         ranked = cells.assign(_eps=cells.eps.map(parse_eps), _pos=cells.item.map(order.index))
         ranked = ranked.sort_values(["_eps", "_pos"], kind="stable")
         before = 100.0 * ranked.clean_correct.iloc[0] / ranked.n.iloc[0]
