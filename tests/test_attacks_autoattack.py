@@ -213,15 +213,15 @@ def reference_standard(model, x, y, eps, norm="Linf"):
     return robust, counts
 
 
-def _parity(demo, n):
+def _parity(demo, n, eps=EPS, tolerance=0.01):
     model, x_all, y_all, _ = demo
     x, y = x_all[:n], y_all[:n]
-    ours, our_counts = robench_standard(model, x, y, list(range(n)), EPS)
-    theirs, their_counts = reference_standard(model, x, y, EPS)
-    message = (f"{n} images at 8/255 Linf: robench RA {ours:.2%} (broken per attack: {our_counts}); "
+    ours, our_counts = robench_standard(model, x, y, list(range(n)), eps)
+    theirs, their_counts = reference_standard(model, x, y, eps)
+    message = (f"{n} images at {eps * 255:g}/255 Linf: robench RA {ours:.2%} (broken per attack: {our_counts}); "
                f"pyautoattack RA {theirs:.2%} (broken per attack: {their_counts})")
     print(message)
-    assert abs(ours - theirs) <= 0.01 + 1e-9, message
+    assert abs(ours - theirs) <= tolerance + 1e-9, message
     return our_counts, their_counts
 
 
@@ -232,6 +232,14 @@ def test_standard_autoattack_agrees_with_pyautoattack(demo):
 @pytest.mark.slow
 def test_standard_autoattack_agrees_with_pyautoattack_on_200_images(demo):
     _parity(demo, 200)
+
+
+@pytest.mark.slow
+def test_standard_autoattack_agrees_with_pyautoattack_where_every_attack_runs(demo):
+    """At 8/255 APGD-CE already breaks every demo image; at 3/255 APGD-T, FAB-T and Square all run on the
+    images left. Square's per-sample draws differ from the reference's batch-shared ones, so one image of
+    the 40 (2.5 points) may go either way."""
+    _parity(demo, 40, eps=3 / 255, tolerance=1 / 40)
 
 
 # ---- suites: autoattack = "standard" and the cascade ------------------------------------------------------
