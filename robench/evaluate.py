@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 import robench
 from robench._dist import DistContext
 from robench._progress import progress
+from robench.attacks.cascade import cascade_order, cascaded, previous_cell
 from robench.data.batches import iter_batches
 from robench.data.selection import Selection, dataset_selection
 from robench.data.sources import open_dataset
@@ -113,6 +114,7 @@ def suite_definition(suite: Suite) -> dict[str, Any]:
         "test_perturbations": suite.test_perturbations(),
         "attacks": {i.name: {"eps": i.settings["eps_text"], "norm": i.settings["norm"],
                              "settings": i.settings["attack"]} for i in suite.items if i.kind == "attack"},
+        "attack_cascade": any(cascaded(i) for i in suite.items),
         "baseline": None if base is None else {
             "name": base.name, "clean_error": base.clean_error, "errors": {k: list(v) for k, v in base.errors.items()},
         },
@@ -232,9 +234,11 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 if summary.stale else "",
                 f" on {ctx.world} processes" if ctx.world > 1 else "",
             )
-        # Ranks agree on the plan by position: (item index, level, model indices).
-        plan_ids = ctx.broadcast(
-            [(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan] if ctx.is_main else None
+        # Ranks agree on the plan by position: (item index, level, model indices), and on the survivors of
+        # stored cells that cascaded cells of the plan continue from.
+        plan_ids, survivors = ctx.broadcast(
+            ([(suite.items.index(i), lv, [models.index(m) for m in ms]) for i, lv, ms in plan],
+             _stored_survivors(store, plan, suite)) if ctx.is_main else None
         )
         shards = {i: ctx.shard(selection.indices(item_size(suite.items[i], n))) for i, _, _ in plan_ids}
         n_images = sum(len(shards[i]) for i, _, _ in plan_ids)
@@ -243,11 +247,15 @@ def run_eval(cfg: EvalConfig, *, models: Sequence[ModelLike] | None = None) -> E
                 item, pending = suite.items[item_id], [models[i] for i in model_ids]
                 item_n = item_size(item, n)
                 bar.set_postfix_str(f"{item.name} {level}" if item.kind != "clean" else "clean")
+                before = _robust_before(survivors, pending, suite, item, level)
                 totals = _run_cell(ds, shards[item_id], [nets[m.name] for m in pending], item, level, suite,
-                                   cfg, device, bar)
+                                   cfg, device, bar, before)
                 totals = ctx.reduce(totals, lambda a, b: [add_counts(x, y) if y else x for x, y in zip(a, b)])
                 if any(t is None for t in totals):
                     raise InputError(f"No readable images for {item.name} {level}; check --data.")
+                if cascaded(item):
+                    survivors.update({(m.name, item.name, level): frozenset(t["robust_idx"])
+                                      for m, t in zip(pending, totals)})
                 if store is not None:
                     store.put_cells(
                         CellRecord(
@@ -284,13 +292,49 @@ def split_outcomes(totals: Counts) -> tuple[Counts, dict[str, Any] | None]:
     return counts, (concat(parts) if parts else None)
 
 
+def _stored_survivors(
+    store: Store, plan: Sequence[tuple[Item, int, list[ModelLike]]], suite: Suite
+) -> dict[tuple[str, str, int], frozenset[int]]:
+    """Robust images of the stored (reused) cells that cascaded cells of ``plan`` continue from."""
+    planned = {(m.name, i.name, lv) for i, lv, ms in plan for m in ms}
+    out: dict[tuple[str, str, int], frozenset[int]] = {}
+    for item, level, pending in plan:
+        prev = previous_cell(suite.items, item, level)
+        if prev is None:
+            continue
+        for m in pending:
+            key = (m.name, prev[0].name, prev[1])
+            if key in planned or key in out:
+                continue
+            o = store.outcomes(m.name, suite.name).get(("attack", *key[1:]))
+            if o is None:
+                raise InputError(
+                    f"The stored cell {key[1]} level {key[2]} of {m.name} on {suite.name} has no per-image outcomes, "
+                    "which the attack cascade continues from; rerun with --fresh."
+                )
+            out[key] = frozenset(o["index"][o["robust"]].tolist())
+    return out
+
+
+def _robust_before(
+    survivors: dict[tuple[str, str, int], frozenset[int]], pending: Sequence[ModelLike], suite: Suite, item: Item,
+    level: int,
+) -> list[frozenset[int] | None] | None:
+    """Per pending model, the images still robust before a cascaded cell (``None``: attack all)."""
+    prev = previous_cell(suite.items, item, level)
+    if prev is None:
+        return None
+    return [survivors[(m.name, prev[0].name, prev[1])] for m in pending]
+
+
 def _run_cell(
     ds: Dataset, indices: list[int], nets: list[nn.Module], item: Item, level: int, suite: Suite,
-    cfg: EvalConfig, device: torch.device, bar: Any,
+    cfg: EvalConfig, device: torch.device, bar: Any, robust_before: list[frozenset[int] | None] | None = None,
 ) -> list[Counts | None]:
     """This process's summed counts of one (item, level) for each model (``None`` for an empty shard).
 
-    A released dataset (a source with ``cell_view``) supplies each cell's already-transformed images.
+    A released dataset (a source with ``cell_view``) supplies each cell's already-transformed images;
+    ``robust_before`` (cascaded attack cells): per model, the images earlier cells left robust.
     """
     kind = CELL_KINDS.get(item.kind)
     view = getattr(ds, "cell_view", None)
@@ -303,7 +347,7 @@ def _run_cell(
         if not chunk:
             continue
         x = x.to(device, non_blocking=True).float().div_(255.0)
-        batch = Batch(x, y.to(device), chunk, released=view is not None)
+        batch = Batch(x, y.to(device), chunk, released=view is not None, robust_before=robust_before)
         counts = kind.evaluate(nets, batch, item, level, suite)
         totals = [add_counts(t, c) for t, c in zip(totals, counts)]
     return [None if t is None else {**t, "skipped": skipped} for t in totals]
@@ -354,21 +398,32 @@ def _plan(store: Store, models: Sequence[ModelLike], suite: Suite, fingerprint: 
     """Cells still to compute, grouped by (item, level) so all models share one transformed batch."""
     done = {m.name: store.configs(m.name, suite.name) for m in models}
     plan = []
-    for item in suite.items:
-        for level in item.levels:
-            pending = []
-            for m in models:
-                stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
-                item_n = item_size(item, selection.size)
-                config = cell_config(m, suite, item, level, fingerprint, item_n, cfg, selection.key(item_n))
-                if stored == config:
-                    summary.reused += 1
-                    continue
-                summary.stale += stored is not None
-                pending.append(m)
-            if pending:
-                plan.append((item, level, pending))
+    for item, level in _cell_order(suite):
+        pending = []
+        for m in models:
+            stored = done[m.name].get(CellKey(m.name, suite.name, item.kind, item.name, level))
+            item_n = item_size(item, selection.size)
+            config = cell_config(m, suite, item, level, fingerprint, item_n, cfg, selection.key(item_n))
+            if stored == config:
+                summary.reused += 1
+                continue
+            summary.stale += stored is not None
+            pending.append(m)
+        if pending:
+            plan.append((item, level, pending))
     return plan
+
+
+def _cell_order(suite: Suite) -> list[tuple[Item, int]]:
+    """Every (item, level) of the suite in evaluation order: suite order, except that the cascaded
+    attack cells run in cascade order (eps ascending, then attack order) where the first of them stands."""
+    order: list[tuple[Item, int]] = []
+    for item in suite.items:
+        if not cascaded(item):
+            order.extend((item, level) for level in item.levels)
+        elif not any(cascaded(i) for i, _ in order):
+            order.extend(cascade_order(suite.items))
+    return order
 
 
 def _with_seed(suite: Suite, seed: int) -> Suite:

@@ -36,12 +36,15 @@ class Batch:
 
     ``released`` marks images read from a released dataset, already transformed (corrupted and
     JPEG-stored images, or perturbation videos ``N×T×C×H×W``), which the kind then evaluates as they are.
+    ``robust_before`` (cascaded attack cells, :mod:`robench.attacks.cascade`): per model, the dataset
+    indices still robust before this cell, or ``None`` where every image is attacked.
     """
 
     x: torch.Tensor
     y: torch.Tensor
     indices: list[int]
     released: bool = False
+    robust_before: Sequence[frozenset[int] | None] | None = None
 
 
 class CellKind(Protocol):
@@ -174,22 +177,33 @@ class PerturbationKind:
 
 class AttackKind:
     """One attack at one eps (level k = the suite's k-th eps); counts robust images and their indices,
-    so the per-image worst case over attacks can be formed from the store."""
+    so the per-image worst case over attacks can be formed from the store.
+
+    In a cascaded suite an image not in the batch's ``robust_before`` is not attacked and counts as
+    broken, so the cell's robust images are those surviving every earlier cell of the cascade too.
+    """
 
     def inputs(self, item, level, suite):
-        return {"seed": suite.seed}
+        from robench.attacks.cascade import cascaded, chain
+
+        if not cascaded(item):
+            return {"seed": suite.seed}
+        return {"seed": suite.seed, "cascade_after": chain(suite.items, item, level)}
 
     def evaluate(self, models, batch, item, level, suite):
         from robench.attacks import ATTACKS, AttackStats
 
         attack = ATTACKS.get(item.name)
         eps = item.settings["eps"][level - 1]
+        before = batch.robust_before or [None] * len(models)
         out = []
-        for model in models:
+        for model, robust_before in zip(models, before):
             stats = AttackStats()
+            skip = None if robust_before is None else torch.tensor(
+                [i not in robust_before for i in batch.indices], dtype=torch.bool)
             with torch.enable_grad():
                 success = attack(model, batch.x, batch.y, eps=eps, seed=suite.seed, indices=batch.indices,
-                                 stats=stats, **item.settings["attack"])
+                                 stats=stats, skip=skip, **item.settings["attack"])
             robust = [i for i, s in zip(batch.indices, success.tolist()) if not s]
             per_image = {"index": np.asarray(batch.indices, dtype=np.int64),
                          "robust": ~success.cpu().numpy().astype(bool)}

@@ -129,7 +129,7 @@ _PROTOCOL_KEYS = {"quantize", "jpeg_quality", "resize", "crop", "resolution"}
 _CORRUPTION_KEYS = {"names", "severities", "limit"}
 _BASELINE_KEYS = {"name", "clean_error", "errors"}
 _PERTURBATION_KEYS = {"names", "difficulties", "crop", "limit"}
-_ATTACK_KEYS = {"names", "norm", "eps", "limit", "settings"}
+_ATTACK_KEYS = {"names", "norm", "eps", "limit", "settings", "cascade", "autoattack"}
 
 CORRUPTION_GROUPS: Mapping[str, Any] = {
     "test": lambda: [n for n, c in CORRUPTIONS.items() if c.test],
@@ -235,7 +235,11 @@ def _parse_perturbations(table: Any, where: str) -> list[Item]:
 
 
 def _parse_attacks(table: Any, where: str) -> list[Item]:
-    """One item per attack; its levels index the eps list (level k = k-th eps, 1-based)."""
+    """One item per attack; its levels index the eps list (level k = k-th eps, 1-based).
+
+    ``cascade = true`` (the default) marks the items for the worst-case cascade of
+    :mod:`robench.attacks.cascade`; ``autoattack = "standard"`` names AutoAttack's four attacks.
+    """
     from robench.attacks import ATTACKS, Norm, parse_eps
 
     table = _table(table, f"{where}: [attacks]")
@@ -257,8 +261,21 @@ def _parse_attacks(table: Any, where: str) -> list[Item]:
             f"{where}: attacks.eps {big!r} exceeds 1, the whole [0, 1] pixel range, in the linf norm; "
             f"write it as a fraction such as \"{big}/255\"."
         )
-    names = _names(table.get("names"), f"{where}: attacks.names")
-    all_settings = _table(table.get("settings", {}), f"{where}: [attacks.settings]")
+    cascade = _typed(table.get("cascade", True), bool, f"{where}: attacks.cascade")
+    if "autoattack" in table:
+        from robench.attacks.cascade import autoattack_attacks
+
+        if "names" in table or "settings" in table:
+            raise InputError(f"{where}: attacks.autoattack fixes the attacks and their settings; "
+                             "drop attacks.names and [attacks.settings], or drop autoattack to choose them.")
+        try:
+            all_settings = autoattack_attacks(table["autoattack"], norm)
+        except InputError as e:
+            raise InputError(f"{where}: {e}") from None
+        names = list(all_settings)
+    else:
+        names = _names(table.get("names"), f"{where}: attacks.names")
+        all_settings = _table(table.get("settings", {}), f"{where}: [attacks.settings]")
     for name, overrides in all_settings.items():
         _table(overrides, f"{where}: [attacks.settings.{name}]")
     unknown = sorted(set(all_settings) - set(names))
@@ -285,6 +302,8 @@ def _parse_attacks(table: Any, where: str) -> list[Item]:
                                     "attack": overrides}
         if limit is not None:
             settings["limit"] = limit
+        if cascade:  # only then, so that the cells of `cascade = false` suites keep their stored configs
+            settings["cascade"] = True
         items.append(Item("attack", name, tuple(range(1, len(eps) + 1)), settings))
     return items
 

@@ -26,6 +26,8 @@ FAST = {
     "apgd-ce": {"n_iter": 5},
     "apgd-dlr": {"n_iter": 5},
     "apgd-t": {"n_iter": 5, "n_target_classes": 2},
+    "fab-t": {"n_iter": 5, "n_target_classes": 2},
+    "square": {"n_queries": 20},
     "deepfool": {"steps": 5},
     "cw-l2": {"binary_search_steps": 2, "steps": 5},
     "random-noise-linf": {"draws": 2},

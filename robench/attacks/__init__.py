@@ -12,7 +12,7 @@ Random starts use per-sample streams, so results do not depend on the batch size
 
 from __future__ import annotations
 
-from robench.attacks import apgd, gradient, minimal, noise  # noqa: F401  (register)
+from robench.attacks import apgd, fab, gradient, minimal, noise, square  # noqa: F401  (register)
 from robench.attacks._base import ATTACKS, Attack, AttackStats, Draws, Kind, Norm, register_attack
 from robench.attacks._foolbox import MissingDependencyError
 from robench.attacks.eps import parse_eps

@@ -53,6 +53,7 @@ class Kind(str, enum.Enum):
     ITERATIVE = "iterative"  # PGD, APGD: expected to be at least as strong as FGSM
     MINIMAL = "minimal"  # DeepFool, C&W: minimal-perturbation attacks clipped to eps
     RANDOM = "random"  # random-noise baselines
+    SEARCH = "search"  # score-based black-box search (Square): strong, uses no gradients
 
 
 @dataclass
@@ -203,6 +204,7 @@ class Attack(ABC, Generic[S]):
         seed: int,
         indices: Sequence[int],
         stats: AttackStats | None = None,
+        skip: torch.Tensor | None = None,
         **settings: Any,
     ) -> torch.Tensor:
         """Attack a batch.
@@ -217,6 +219,9 @@ class Attack(ABC, Generic[S]):
             indices: Dataset indices of the samples; sample ``i``'s random draws depend
                 only on ``(seed, attack, settings-independent key, indices[i])``.
             stats: Optional counts to add this call's passes and outcomes to.
+            skip: Optional bool mask (N) of samples already known to be broken (earlier in a
+                cascade): they are classified (clean accuracy) but not attacked, and count as
+                successes.
             **settings: Overrides of the attack's settings (steps, step size, restarts…).
 
         Returns:
@@ -229,13 +234,17 @@ class Attack(ABC, Generic[S]):
         """
         cfg = self.settings(**settings)
         _check_inputs(self.name, model, x, y, eps, indices)
+        if skip is not None and tuple(skip.shape) != (x.shape[0],):
+            raise InputError(f"Attack {self.name!r}: skip must be a mask of {x.shape[0]} samples, "
+                             f"got {_describe(skip)}.")
         stats = AttackStats() if stats is None else stats
         counted = PassCounter(model, stats)
         with torch.no_grad():
             logits = counted(x)
         if not torch.isfinite(logits).all():
             raise InputError(f"The model returned non-finite logits on clean inputs (attack {self.name!r}).")
-        success = logits.argmax(1) != y
+        correct = logits.argmax(1) == y
+        success = ~correct if skip is None else ~correct | skip.to(device=y.device, dtype=torch.bool)
         todo = (~success).nonzero().flatten()
         if todo.numel() and eps > 0:
             x0, y0 = x[todo], y[todo]
@@ -245,7 +254,7 @@ class Attack(ABC, Generic[S]):
             with torch.no_grad():
                 success[todo] = counted(x_adv).argmax(1) != y0
         stats.images += int(x.shape[0])
-        stats.clean_correct += int(todo.numel())
+        stats.clean_correct += int(correct.sum())
         stats.successes += int(success.sum())
         return success
 

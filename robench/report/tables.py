@@ -8,6 +8,7 @@ Table kinds (overall, paired, corruptions, severities, cells) are registered in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -204,6 +205,10 @@ def _attack_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.
         AttackResult.of(r.item, parse_eps(r.eps), r.robust_acc / 100, **attacks.get(r.item, {}).get("settings", {}))
         for r in att.itertuples()
     ]
+    if definition.get("attack_cascade"):
+        # Cascaded cells hold cumulative robust accuracies: comparing attacks with each other says nothing,
+        # only the checks against clean accuracy and along eps apply (kind None).
+        results = [dataclasses.replace(r, kind=None) for r in results]
     if "robust_idx" in att.columns:
         for eps_text, group in att.groupby("eps", sort=False):
             survivors = set.intersection(*(set(v) for v in group.robust_idx))
@@ -308,8 +313,30 @@ def attacks_table(
     out = a[["model", "pooling", "suite", "item", "eps", "robust_acc"]].rename(columns={"item": "attack"})
     lo, hi = wilson(a.robust.to_numpy(), a.n.to_numpy(), evidence.bootstrap.confidence if evidence else 0.95)
     out = out.assign(robust_acc_lo=100.0 * lo, robust_acc_hi=100.0 * hi)
-    out = out.assign(fwd_per_img=a.forwards / a.n, bwd_per_img=a.backwards / a.n)
+    out = out.assign(fwd_per_img=a.forwards / a.n, bwd_per_img=a.backwards / a.n,
+                     cascade_gain=_cascade_gains(a, suites))
     return out.reset_index(drop=True)
+
+
+def _cascade_gains(a: pd.DataFrame, suites: Mapping[str, Any]) -> pd.Series:
+    """Per cell of a cascaded suite (:mod:`robench.attacks.cascade`), the attack's marginal gain: points of
+    robust accuracy it removed after the cells before it in cascade order (the first: after clean accuracy).
+    NaN for suites evaluated with ``cascade = false``, whose cells hold per-attack robust accuracies."""
+    from robench.attacks import parse_eps
+
+    gains = pd.Series(math.nan, index=a.index)
+    for (_, suite), cells in a.groupby(["model", "suite"], sort=False):
+        definition = suites.get(suite, {})
+        if not definition.get("attack_cascade"):
+            continue
+        order = [name for kind, name, _ in definition.get("items", []) if kind == "attack"]  # suite order
+        ranked = cells.assign(_eps=cells.eps.map(parse_eps), _pos=cells.item.map(order.index))
+        ranked = ranked.sort_values(["_eps", "_pos"], kind="stable")
+        before = 100.0 * ranked.clean_correct.iloc[0] / ranked.n.iloc[0]
+        for idx, acc in zip(ranked.index, ranked.robust_acc):
+            gains[idx] = before - acc
+            before = acc
+    return gains
 
 
 def corruptions_table(
