@@ -406,6 +406,21 @@ class Store:
         rows = self._db.execute(f"SELECT model, suite, kind, item, level FROM cells c WHERE {where} {order}", args)
         return [CellKey(*r) for r in rows]
 
+    def cells_without_calibration(self, model: str, suite: str) -> list[CellKey]:
+        """Cells with per-image outcomes of a kind that has calibration terms, but without those terms
+        (written before store schema 3)."""
+        kinds = [k for k, spec in _outcomes.OUTCOMES.items() if spec.calibration]
+        if self.schema < 2 or not kinds:
+            return []
+        have = "" if self.schema < 3 else (
+            " AND NOT EXISTS (SELECT 1 FROM calibration c WHERE c.model=p.model AND c.suite=p.suite "
+            "AND c.kind=p.kind AND c.item=p.item AND c.level=p.level)")
+        rows = self._db.execute(
+            f"SELECT model, suite, kind, item, level FROM per_image p WHERE p.field='index' AND p.model=? "
+            f"AND p.suite=? AND p.kind IN ({', '.join('?' * len(kinds))}){have} ORDER BY kind, item, level",
+            [model, suite, *kinds])
+        return [CellKey(*r) for r in rows]
+
     def dataset_paths(self, fingerprint: str) -> list[str] | None:
         """Relative path of every index of the dataset with ``fingerprint`` (``None`` if not recorded)."""
         if self.schema < 2:

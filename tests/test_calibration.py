@@ -28,7 +28,7 @@ from robench.metrics.calibration import (
 from robench.metrics.counts import classification_outcomes
 from robench.metrics.effective_robustness import PUBLISHED_LINES, expit, fit_lines, fitted_line, logit
 from robench.report import leaderboard, write_reports
-from robench.report.effective import effective_robustness_table
+from robench.report.effective import effective_robustness_table, paired_effective_robustness
 from robench.store import SCHEMA_VERSION, Store
 
 SUITE = ('name = "calib"\ndataset = "fashion-mnist-demo"\nparam_set = "cifar"\n[clean]\n'
@@ -141,6 +141,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~25 s; test_distributed compares the leaderboard (calibration columns included) by default
 def test_two_gloo_processes_give_the_one_process_calibration(tmp_path, fake_models):
     suite = _suite(tmp_path)
     single = tmp_path / "single"
@@ -240,6 +241,10 @@ def test_a_schema_2_store_is_read_with_blank_calibration_and_migrated(tmp_path, 
             assert after.keys() == outcomes_before[m.name].keys()
             assert all(np.array_equal(after[c][f], outcomes_before[m.name][c][f]) for c in after for f in after[c])
     assert "migrated the result store from schema 2 to 3" in caplog.text
+    with caplog.at_level(logging.INFO, logger="robench.evaluate"):
+        reused = run_eval(EvalConfig(suite=_suite(tmp_path), out=out, limit=20, batch_size=8), models=fake_models)
+    assert reused.computed == 0 and "10 stored cells have no calibration terms" in caplog.text
+    assert "ECE" not in leaderboard(reused.store).columns
     again = run_eval(EvalConfig(suite=_suite(tmp_path), out=out, limit=20, batch_size=8, fresh=True),
                      models=fake_models)
     assert leaderboard(again.store)[["ECE", "NLL", "Brier"]].notna().all().all()
@@ -292,3 +297,6 @@ def test_effective_robustness_on_synthetic_models():
     assert er.sum() == pytest.approx(0.0, abs=0.5)  # OLS in logit space: residuals roughly cancel
     assert (table.set_index("model").loc[["m3", "m5"], "pair"] == "m3 | m5").all()
     assert table.ER_lo.isna().all()  # no per-image data: no interval, never a made-up one
+    paired = paired_effective_robustness(pd.DataFrame(rows), {"s": {"test_corruptions": ["fog"]}})
+    assert paired[["arch", "gap_model", "gcp_model"]].values.tolist() == [["a", "m3", "m5"]]
+    assert paired.ER_delta.iloc[0] == pytest.approx(er["m5"] - er["m3"])

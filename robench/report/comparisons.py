@@ -25,8 +25,9 @@ from robench.stats.seeds import paired_t
 
 COUNT_COLUMNS = ("model", "arch", "pooling", "suite", "n", "skipped", "corruptions", "perturbations", "dataset",
                  "warnings")
-HIGHER_IS_BETTER_PREFIXES = ("RA@",)
-"""Metrics where a larger value is better (robust accuracy); every other metric is an error or instability."""
+HIGHER_IS_BETTER_PREFIXES = ("RA@", "ER")
+"""Metrics where a larger value is better (robust accuracy, effective robustness); every other metric is an error,
+an instability or a calibration error."""
 HEADLINE = ("mCE", "clean_err")
 """The metric a verdict is about: the first of these the suite has, else its first robust accuracy."""
 PER_METRIC_VERDICTS = ("ECE", "NLL", "Brier", "mECE", "mNLL", "mBrier")

@@ -35,9 +35,11 @@ from robench.metrics.effective_robustness import (
     logit,
 )
 from robench.report.calibration import corruption_cells
-from robench.report.comparisons import _arm, seed_pairs
+from robench.report.comparisons import MIN_SEEDS_FOR_T, _arm, seed_pairs, verdict
 from robench.report.evidence import ALL_LEVELS, Estimand, Evidence
 from robench.stats.bootstrap import percentile_interval
+from robench.stats.paired import bootstrap_p
+from robench.stats.seeds import paired_t
 
 ER_COLUMNS = ["shift", "x", "model", "arch", "pooling", "pair", "acc_clean", "acc_shift", "predicted", "ER", "ER_lo",
               "ER_hi", "slope", "intercept", "line"]
@@ -112,16 +114,62 @@ def _replicates(evidence: Evidence, df: pd.DataFrame, acc: Accuracy) -> np.ndarr
     return None if found is None else 1.0 - found.star / 100.0
 
 
-def _pairs(df: pd.DataFrame, models: list[str], cards: Mapping[str, Mapping[str, Any]] | None) -> dict[str, str]:
-    """model → ``gap_model | gcp_model`` for the GAP/GCP seed pairs of each architecture."""
+def _pairs(
+    df: pd.DataFrame, models: list[str], cards: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, list[tuple[str, str]]]:
+    """arch → ``(gap_model, gcp_model)`` seed pairs among ``models`` (architectures with both poolings)."""
     rows = df[df.model.isin(models)].drop_duplicates("model")
-    out: dict[str, str] = {}
-    for _, group in rows.groupby("arch", sort=True):
+    out: dict[str, list[tuple[str, str]]] = {}
+    for arch, group in rows.groupby("arch", sort=True):
         arms = {p: _arm(g, cards) for p, g in group.groupby("pooling")}
         if "gap" in arms and "gcp" in arms:
-            for a, b in seed_pairs(arms["gap"][1], arms["gcp"][1], cards):
-                out[a["model"]] = out[b["model"]] = f"{a['model']} | {b['model']}"
+            out[str(arch)] = [(a["model"], b["model"]) for a, b in seed_pairs(arms["gap"][1], arms["gcp"][1], cards)]
     return out
+
+
+@dataclass(frozen=True)
+class ShiftResult:
+    """One shift's line, per-model rows and ER replicates (``B × models``, or ``None``)."""
+
+    shift: str
+    models: list[str]
+    rows: list[dict[str, Any]]
+    star: np.ndarray | None
+    pairs: dict[str, list[tuple[str, str]]]
+
+
+def shift_results(
+    df: pd.DataFrame, suites: Mapping[str, Any], evidence: Evidence, cards: Mapping[str, Mapping[str, Any]] | None
+) -> list[ShiftResult]:
+    """Every shift in ``df`` with its line, each model's ER and the ER replicates."""
+    results = []
+    for shift, x_label, published, points in _shifts(df, suites):
+        models = sorted(points)
+        x = np.array([clip_accuracy(points[m][0].value / 100.0, points[m][0].n) for m in models])
+        y = np.array([clip_accuracy(points[m][1].value / 100.0, points[m][1].n) for m in models])
+        line = published if published is not None else fitted_line(x, y)
+        reps = [(_replicates(evidence, df, points[m][0]), _replicates(evidence, df, points[m][1])) for m in models]
+        er_star = _er_replicates(line, published is None, models, points, reps)
+        pairs = _pairs(df, models, cards)
+        label = {m: f"{a} | {b}" for ps in pairs.values() for a, b in ps for m in (a, b)}
+        rows = []
+        for k, m in enumerate(models):
+            predicted = float(line.predict(x[k])) if line is not None else np.nan
+            er = 100.0 * (points[m][1].value / 100.0 - predicted) if line is not None else np.nan
+            iv = percentile_interval(er_star[:, k], evidence.bootstrap.confidence) if er_star is not None else None
+            meta = df[df.model == m].iloc[0]
+            rows.append({
+                "shift": shift, "x": x_label, "model": m, "arch": meta.arch, "pooling": meta.pooling,
+                "pair": label.get(m, ""), "acc_clean": points[m][0].value, "acc_shift": points[m][1].value,
+                "predicted": 100.0 * predicted, "ER": er,
+                "ER_lo": iv.lo if iv is not None else np.nan, "ER_hi": iv.hi if iv is not None else np.nan,
+                "slope": line.slope if line is not None else np.nan,
+                "intercept": line.intercept if line is not None else np.nan,
+                "line": line.source if line is not None else
+                f"none: a line needs at least {MIN_FIT_MODELS} models with this shift in the store",
+            })
+        results.append(ShiftResult(shift, models, rows, er_star, pairs))
+    return results
 
 
 def effective_robustness_table(
@@ -131,31 +179,50 @@ def effective_robustness_table(
     """Per shift and model: clean and shifted accuracy (%), the line's prediction, ER (points) with its
     interval, the line (slope, intercept in logit space) and where it comes from."""
     evidence = evidence or Evidence(lambda model, suite: {})
-    rows = []
-    for shift, x_label, published, points in _shifts(df, suites):
-        models = sorted(points)
-        x = np.array([clip_accuracy(points[m][0].value / 100.0, points[m][0].n) for m in models])
-        y = np.array([clip_accuracy(points[m][1].value / 100.0, points[m][1].n) for m in models])
-        line = published if published is not None else fitted_line(x, y)
-        reps = [(_replicates(evidence, df, points[m][0]), _replicates(evidence, df, points[m][1])) for m in models]
-        er_star = _er_replicates(line, published is None, models, points, reps)
-        pairs = _pairs(df, models, cards)
-        for k, m in enumerate(models):
-            predicted = float(line.predict(x[k])) if line is not None else np.nan
-            er = 100.0 * (points[m][1].value / 100.0 - predicted) if line is not None else np.nan
-            iv = percentile_interval(er_star[:, k], evidence.bootstrap.confidence) if er_star is not None else None
-            meta = df[df.model == m].iloc[0]
-            rows.append({
-                "shift": shift, "x": x_label, "model": m, "arch": meta.arch, "pooling": meta.pooling,
-                "pair": pairs.get(m, ""), "acc_clean": points[m][0].value, "acc_shift": points[m][1].value,
-                "predicted": 100.0 * predicted, "ER": er,
-                "ER_lo": iv.lo if iv is not None else np.nan, "ER_hi": iv.hi if iv is not None else np.nan,
-                "slope": line.slope if line is not None else np.nan,
-                "intercept": line.intercept if line is not None else np.nan,
-                "line": line.source if line is not None else
-                f"none: a line needs at least {MIN_FIT_MODELS} models with this shift in the store",
-            })
+    rows = [r for result in shift_results(df, suites, evidence, cards) for r in result.rows]
     return pd.DataFrame(rows, columns=ER_COLUMNS)
+
+
+PAIRED_ER_COLUMNS = ["shift", "arch", "gap_model", "gcp_model", "seeds", "ER_gap", "ER_gcp", "ER_delta", "ER_delta_lo",
+                     "ER_delta_hi", "ER_delta_p", "verdict", "basis"]
+
+
+def paired_effective_robustness(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None,
+    cards: Mapping[str, Mapping[str, Any]] | None = None, **_: Any,
+) -> pd.DataFrame:
+    """GAP vs GCP per shift and architecture: both ERs, ΔER = GCP − GAP with its interval, p and verdict.
+
+    ΔER ≈ 0 means GCP's shifted accuracy moves exactly as its clean accuracy predicts. Like the paired
+    table: with fewer than three seed pairs the paired image bootstrap (same weights for both models),
+    with three or more the paired-by-seed t interval.
+    """
+    evidence = evidence or Evidence(lambda model, suite: {})
+    boot = evidence.bootstrap
+    rows = []
+    for result in shift_results(df, suites, evidence, cards):
+        er = {r["model"]: r["ER"] for r in result.rows}
+        for arch, pairs in result.pairs.items():
+            gap_v, gcp_v = [er[a] for a, _ in pairs], [er[b] for _, b in pairs]
+            delta = float(np.mean(gcp_v) - np.mean(gap_v))
+            lo = hi = p = np.nan
+            if len(pairs) >= MIN_SEEDS_FOR_T:
+                t = paired_t(gap_v, gcp_v, boot.confidence)
+                lo, hi, p = t.lo, t.hi, t.p
+                basis = f"seeds: paired t over {len(pairs)} seeds"
+            else:
+                basis = f"images: paired bootstrap, B = {boot.replicates}, seed = {boot.seed}"
+                if result.star is not None:
+                    col = {m: k for k, m in enumerate(result.models)}
+                    star = np.mean([result.star[:, col[b]] - result.star[:, col[a]] for a, b in pairs], axis=0)
+                    if np.isfinite(star).any():
+                        iv = percentile_interval(star, boot.confidence)
+                        lo, hi, p = iv.lo, iv.hi, bootstrap_p(star[np.isfinite(star)])
+            rows.append({"shift": result.shift, "arch": arch, "gap_model": pairs[0][0], "gcp_model": pairs[0][1],
+                         "seeds": len(pairs), "ER_gap": float(np.mean(gap_v)), "ER_gcp": float(np.mean(gcp_v)),
+                         "ER_delta": delta, "ER_delta_lo": lo, "ER_delta_hi": hi, "ER_delta_p": p,
+                         "verdict": verdict("ER", delta, p, 1.0 - boot.confidence), "basis": basis})
+    return pd.DataFrame(rows, columns=PAIRED_ER_COLUMNS)
 
 
 def _er_replicates(

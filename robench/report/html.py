@@ -22,6 +22,7 @@ TITLES = {
     "corruptions": "Per corruption",
     "severities": "Per severity (top-1 error %; ECE %, NLL, Brier)",
     "effective_robustness": "Effective robustness (accuracy above the logit-space line, points)",
+    "paired_effective_robustness": "GAP vs GCP effective robustness (ER delta = GCP − GAP, points)",
     "perturbations": "Per perturbation (FP %, T5D)",
     "attacks": "Per attack (robust accuracy %)",
     "landscape_paired": "Optimisation landscape: GAP vs GCP (delta = GCP − GAP, paired by seed)",

@@ -17,7 +17,7 @@ from robench.stats.bootstrap import Bootstrap
 from robench.store import Store
 
 REPORT_TABLES = ("overall", "paired", "paired_corruptions", "groups", "published", "effective_robustness",
-                 "corruptions", "severities", "perturbations", "attacks", "reliability")
+                 "paired_effective_robustness", "corruptions", "severities", "perturbations", "attacks", "reliability")
 DATA_ONLY_TABLES = ("reliability",)
 """Tables written as CSV (and drawn as figures) but not shown on the HTML page."""
 
@@ -27,6 +27,8 @@ INTERVAL_METHODS = {
     "mFR, mT5D": "image bootstrap, BCa (jackknife acceleration over images)",
     "ECE": "image bootstrap, BCa (clean cell); mECE: percentile (mean over corruption cells)",
     "NLL, Brier, mNLL, mBrier": "image bootstrap, percentile",
+    "ER delta (paired_effective_robustness)": "paired image bootstrap of the two models' ER replicates, percentile; "
+    "with >= 3 seed pairs: paired-by-seed t interval",
     "ER (effective robustness)": "image bootstrap of both accuracies of every model, line refitted per replicate "
     "when fitted on the store's models (a published line is fixed), percentile",
     "paired deltas": "paired image bootstrap (same weights for both models), percentile; p = (1 + 2·min tail) / "
@@ -90,7 +92,8 @@ def write_reports(
     """Write every report of ``store`` into ``out``.
 
     Files: leaderboard.md/csv (overall), results.csv (cells), paired.md/csv (GAP vs GCP),
-    corruptions.csv, severities.csv, perturbations.csv, effective_robustness.csv/md, reliability.csv,
+    corruptions.csv, severities.csv, perturbations.csv, effective_robustness.csv/md,
+    paired_effective_robustness.csv, reliability.csv,
     figures/*.png|svg and index.html.
     ``baseline`` names the stored model that normalises FP / T5D into mFR / mT5D; ``bootstrap`` sets the
     intervals' replicates, seed and level (recorded in ``intervals.json``). The same store gives
@@ -138,6 +141,8 @@ def write_reports(
         emit("effective_robustness.md", to_markdown(boards["effective_robustness"],
                                                     title="Effective robustness (points above the line)",
                                                     bootstrap=bootstrap))
+    emit("paired_effective_robustness.csv",
+         boards["paired_effective_robustness"].to_csv(index=False, float_format="%.4f"))
     emit("reliability.csv", boards["reliability"].to_csv(index=False, float_format="%.4f"))
     figs = []
     if figures:

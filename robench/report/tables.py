@@ -21,7 +21,7 @@ from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
 from robench.report.calibration import calibration_columns, reliability_table, severity_columns
 from robench.report.comparisons import groups_table, paired, paired_corruptions_table
-from robench.report.effective import effective_robustness_table
+from robench.report.effective import effective_robustness_table, paired_effective_robustness
 from robench.report.estimands import interval_columns, metric_estimates
 from robench.report.estimands import suite_baseline as _baseline
 from robench.report.evidence import ALL_LEVELS, Estimand, Evidence, store_outcomes
@@ -408,6 +408,7 @@ LEADERBOARDS.add("paired_corruptions", paired_corruptions_table)
 LEADERBOARDS.add("groups", groups_table)
 LEADERBOARDS.add("reliability", reliability_table)
 LEADERBOARDS.add("effective_robustness", effective_robustness_table)
+LEADERBOARDS.add("paired_effective_robustness", paired_effective_robustness)
 
 
 def leaderboard(
@@ -421,7 +422,7 @@ def leaderboard(
         kind: A name registered in :data:`LEADERBOARDS`: ``overall`` (a row per model and suite),
             ``paired`` (GAP vs GCP per architecture), ``paired_corruptions``, ``groups``, ``corruptions``,
             ``severities``, ``perturbations``, ``attacks``, ``published``, ``reliability``,
-            ``effective_robustness`` or ``cells``.
+            ``effective_robustness``, ``paired_effective_robustness`` or ``cells``.
         baseline: Model in the store that normalises FP / T5D into mFR / mT5D.
         bootstrap: Replicates, seed and level of the intervals (default: 2,000, seed 0, 95 %).
         evidence: Reuse the per-image outcomes and replicates of an earlier call on the same open store.
