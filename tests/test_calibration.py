@@ -295,8 +295,23 @@ def test_effective_robustness_on_synthetic_models():
     er = table.set_index("model").ER
     assert er["m5"] > 2.0 and (er.drop("m5").abs() < 1.0).all()
     assert er.sum() == pytest.approx(0.0, abs=0.5)  # OLS in logit space: residuals roughly cancel
-    assert (table.set_index("model").loc[["m3", "m5"], "pair"] == "m3 | m5").all()
+    assert (table.set_index("model").loc[["m3", "m5"], "pair"] == "m3 vs m5").all()
     assert table.ER_lo.isna().all()  # no per-image data: no interval, never a made-up one
     paired = paired_effective_robustness(pd.DataFrame(rows), {"s": {"test_corruptions": ["fog"]}})
     assert paired[["arch", "gap_model", "gcp_model"]].values.tolist() == [["a", "m3", "m5"]]
     assert paired.ER_delta.iloc[0] == pytest.approx(er["m5"] - er["m3"])
+
+
+def test_reports_carry_calibration_and_effective_robustness_files(store, tmp_path):
+    out = tmp_path / "r"
+    write_reports(store, out)
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"reliability.csv", "effective_robustness.csv", "paired_effective_robustness.csv",
+            "figures/reliability.png", "figures/accuracy_on_the_line.svg"} <= names
+    text = (out / "leaderboard.md").read_text()
+    assert "ECE" in text and "mBrier" in text and "top-label expected calibration error" in text
+    er = pd.read_csv(out / "effective_robustness.csv")
+    assert set(er["shift"]) == {"calib corruptions"} and er.ER.isna().all()  # two models: no line to fit
+    assert er.line.str.startswith("none: a line needs at least 3 models").all()
+    html = (out / "index.html").read_text()
+    assert "Effective robustness" in html and "id='fig-reliability'" in html

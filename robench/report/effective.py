@@ -151,7 +151,7 @@ def shift_results(
         reps = [(_replicates(evidence, df, points[m][0]), _replicates(evidence, df, points[m][1])) for m in models]
         er_star = _er_replicates(line, published is None, models, points, reps)
         pairs = _pairs(df, models, cards)
-        label = {m: f"{a} | {b}" for ps in pairs.values() for a, b in ps for m in (a, b)}
+        label = {m: f"{a} vs {b}" for ps in pairs.values() for a, b in ps for m in (a, b)}
         rows = []
         for k, m in enumerate(models):
             predicted = float(line.predict(x[k])) if line is not None else np.nan

@@ -194,14 +194,15 @@ def reliability_diagram(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame])
 
 
 def _logit_ticks(ax: plt.Axes, low: float, high: float, axis: str) -> None:
-    """Percent tick labels on a logit-scaled axis."""
+    """Percent tick labels (about five, at round values) on a logit-scaled axis spanning ``low``–``high``."""
+    from matplotlib.ticker import MaxNLocator
+
     from robench.metrics.effective_robustness import logit
 
-    candidates = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9]
-    ticks = [t for t in candidates if low <= t / 100 <= high] or [low * 100, high * 100]
+    ticks = [t for t in MaxNLocator(5).tick_values(100 * low, 100 * high)
+             if 100 * low <= t <= 100 * high and 0 < t < 100]
     where = [float(logit(t / 100)) for t in ticks]
-    labels = [f"{t:g}" for t in ticks]
-    (ax.set_xticks if axis == "x" else ax.set_yticks)(where, labels)
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(where, [f"{t:g}" for t in ticks])
 
 
 @FIGURES.register("accuracy_on_the_line")
@@ -229,7 +230,9 @@ def accuracy_on_the_line(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]
         ax.plot(grid, grid, color="#999999", lw=0.8, ls=":", label="y = x")
         if t.slope.notna().any():
             s, b = float(t.slope.iloc[0]), float(t.intercept.iloc[0])
-            ax.plot(grid, s * grid + b, color="#333333", lw=1.0, label=t.line.iloc[0].split(":")[0] + " line")
+            source = str(t.line.iloc[0])
+            label = "published line" if source.startswith("published") else source.replace("fitted", "line fitted")
+            ax.plot(grid, s * grid + b, color="#333333", lw=1.0, label=label)
         for _, g in t[t.pair != ""].groupby("pair", sort=True):
             ax.plot(logit(clip_accuracy(g.acc_clean / 100.0, 10**6)),
                     logit(clip_accuracy(g.acc_shift / 100.0, 10**6)), color="#777777", lw=0.8)
