@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from robench.metrics.calibration import BINS, Reliability, mean_term, reliability
-from robench.report.estimands import ESTIMANDS
+from robench.report.estimands import TERM_ESTIMANDS
 from robench.report.evidence import FIXED_POINT, BinnedEstimand, Estimand, Evidence, Outcomes, ece_measure
 
 CLEAN_METRICS = ("ECE", "NLL", "Brier")
@@ -55,12 +55,10 @@ def calibration_columns(outcomes: Outcomes, cells: pd.DataFrame, definition: Map
     found = cell_calibration(outcomes.get(clean)) if clean is not None else None
     if found is not None:
         row.update(found)
-    corr = corruption_cells(cells, definition)
-    per_cell = [cell_calibration(outcomes.get(c)) for c in corr]
-    if corr:  # every averaged cell needs its terms, else the mean is left blank
+    per_cell = [cell_calibration(outcomes.get(c)) for c in corruption_cells(cells, definition)]
+    if per_cell and all(v is not None for v in per_cell):  # a mean over only some of the cells is left blank
         for metric, name in zip(CLEAN_METRICS, CORRUPTION_METRICS):
-            row[name] = (math.fsum(v[metric] for v in per_cell) / len(per_cell)
-                         if all(v is not None for v in per_cell) else math.nan)
+            row[name] = math.fsum(v[metric] for v in per_cell) / len(per_cell)
     return row
 
 
@@ -74,7 +72,7 @@ def _estimands(model: str, cells_: list[tuple[str, str, int]], prefix: str) -> d
     return out
 
 
-@ESTIMANDS.register("calibration")
+@TERM_ESTIMANDS.register("calibration")
 def _calibration(
     model: str, cells: pd.DataFrame, definition: Mapping[str, Any], baseline: str | None
 ) -> dict[str, Estimand]:

@@ -123,7 +123,7 @@ def paired(
             row[f"{m}_gap"], row[f"{m}_gcp"] = float(np.mean(gap_v)), float(np.mean(gcp_v))
             row[f"{m}_delta"] = row[f"{m}_gcp"] - row[f"{m}_gap"]
             lo = hi = p = np.nan
-            if by_seed:
+            if by_seed and np.isfinite(np.subtract(gcp_v, gap_v)).any():  # a metric some models lack: blank
                 s = paired_t(gap_v, gcp_v, boot.confidence)
                 lo, hi, p = s.lo, s.hi, s.p
             else:

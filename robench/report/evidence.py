@@ -10,6 +10,11 @@ Interval methods (STATISTICS.md §8): every leaderboard metric except the clean 
 mean of cell rates (mCE, relative mCE, FP, T5D, worst-case robust accuracy), nearly symmetric at the
 sample sizes robench runs, and gets the **percentile** interval; mFR and mT5D are means of ratios to a
 baseline model measured on the same images and get **BCa**. Clean errors get Wilson (no resampling).
+
+Calibration (:mod:`robench.report.calibration`): NLL and Brier are means of per-image terms (ratio cells with
+denominator 1); ECE is ``Σ_b |rate_b|`` over 15 bin cells per cell (:class:`BinnedEstimand`; BCa for one cell,
+percentile for a mean over cells). Their cells are registered only when a metric asks for them, to keep
+memory proportional to what is reported.
 """
 
 from __future__ import annotations
