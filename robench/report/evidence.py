@@ -12,9 +12,9 @@ sample sizes robench runs, and gets the **percentile** interval; mFR and mT5D ar
 baseline model measured on the same images and get **BCa**. Clean errors get Wilson (no resampling).
 
 Calibration (:mod:`robench.report.calibration`): NLL and Brier are means of per-image terms (ratio cells with
-denominator 1); ECE is ``Σ_b |rate_b|`` over 15 bin cells per cell (:class:`BinnedEstimand`; BCa for one cell,
-percentile for a mean over cells). Their cells are registered only when a metric asks for them, to keep
-memory proportional to what is reported.
+denominator 1; percentile); ECE is ``Σ_b |rate_b|`` over 15 bin cells per cell (:class:`BinnedEstimand`; BCa,
+for the clean cell and for the mean over corruption cells). Their cells are registered only when a metric asks
+for them, to keep memory proportional to what is reported.
 """
 
 from __future__ import annotations
@@ -106,6 +106,10 @@ class Estimand:
     def cells(self) -> list[Hashable]:
         return list(self.keys) + list(self.base)
 
+    def jackknife(self, sample: RatioSample) -> np.ndarray:
+        """The metric with each image of the sample left out in turn (BCa acceleration)."""
+        return self.evaluate(sample.jackknife(self.cells()))
+
     def evaluate(self, rates: np.ndarray) -> np.ndarray:
         """The metric of each row of ``rates`` (``R × len(cells())``), summed in a fixed order."""
         k = len(self.keys)
@@ -122,18 +126,29 @@ class BinnedEstimand(Estimand):
     """A mean over cells of a calibration error: ``scale · Σ_c weights_c · Σ_b |rate_{c,b}|``.
 
     ``keys`` hold each cell's ``bins`` bin cells in a row (cell-major); ``weights`` one weight per cell.
-    A single cell (skewed) gets BCa, a mean over several cells the percentile interval.
+    Always BCa (STATISTICS.md §8: ECE is skewed, and its plug-in value is biased upward — the absolute value
+    of noisy bin sums — which resampling doubles; BCa's bias correction accounts for it, so the interval
+    may lie mostly below the plug-in value).
     """
 
     bins: int = 15
 
     @property
     def method(self) -> str:
-        return "bca" if len(self.keys) == self.bins else "percentile"
+        return "bca"
 
     def evaluate(self, rates: np.ndarray) -> np.ndarray:
         per_bin = np.abs(rates.reshape(rates.shape[0], -1, self.bins))
         return self.scale * np.sum(per_bin.sum(axis=2) * np.asarray(self.weights), axis=1)
+
+    def jackknife(self, sample: RatioSample) -> np.ndarray:
+        """Leave-one-image-out values, one cell at a time (memory ``n × bins``, not ``n × cells × bins``)."""
+        keys = self.cells()
+        total = np.zeros(sample.n)
+        for c, w in enumerate(self.weights):
+            loo = np.abs(sample.jackknife(keys[c * self.bins:(c + 1) * self.bins])).sum(axis=1)
+            total += w * loo
+        return self.scale * total
 
 
 @dataclass(frozen=True)
@@ -225,7 +240,7 @@ class Evidence:
         star = estimand.evaluate(sample.replicates(cells))
         level = self.bootstrap.confidence
         if estimand.method == "bca":
-            jack = estimand.evaluate(sample.jackknife(cells))
+            jack = estimand.jackknife(sample)
             return Estimate(star, bca_interval(star, point, jack, level))
         return Estimate(star, percentile_interval(star, level))
 

@@ -25,7 +25,8 @@ INTERVAL_METHODS = {
     "clean_err, clean_err5": "Wilson score interval from the stored counts",
     "mCE, rel_mCE, FP, T5D, RA@eps, per-corruption err/CE, per-perturbation FP/T5D": "image bootstrap, percentile",
     "mFR, mT5D": "image bootstrap, BCa (jackknife acceleration over images)",
-    "ECE": "image bootstrap, BCa (clean cell); mECE: percentile (mean over corruption cells)",
+    "ECE, mECE": "image bootstrap, BCa (the plug-in ECE is biased upward; BCa's bias correction can put the "
+    "interval mostly below the value)",
     "NLL, Brier, mNLL, mBrier": "image bootstrap, percentile",
     "ER delta (paired_effective_robustness)": "paired image bootstrap of the two models' ER replicates, percentile; "
     "with >= 3 seed pairs: paired-by-seed t interval",
@@ -74,7 +75,7 @@ def interval_note(bootstrap: Bootstrap) -> str:
     """How the bracketed intervals were computed (printed under every table that has them)."""
     return (f"Brackets: {100 * bootstrap.confidence:g} % intervals — Wilson for clean_err / clean_err5; image "
             f"bootstrap (B = {bootstrap.replicates}, seed = {bootstrap.seed}; percentile, BCa for mFR / mT5D) "
-            "for the aggregates, calibration (BCa for ECE) and deltas; [—]: no per-image data for these cells.")
+            "for the aggregates, calibration (BCa for ECE / mECE) and deltas; [—]: no per-image data for these cells.")
 
 
 def to_markdown(board: pd.DataFrame, *, title: str = "robench leaderboard", bootstrap: Bootstrap | None = None) -> str:
