@@ -161,10 +161,11 @@ def shift_results(
             rows.append({
                 "shift": shift, "x": x_label, "model": m, "arch": meta.arch, "pooling": meta.pooling,
                 "pair": label.get(m, ""), "acc_clean": points[m][0].value, "acc_shift": points[m][1].value,
-                "predicted": 100.0 * predicted, "ER": er,
+                # None, not NaN, where there is no line: blank in the markdown as in the CSV
+                "predicted": 100.0 * predicted if line is not None else None, "ER": er,
                 "ER_lo": iv.lo if iv is not None else np.nan, "ER_hi": iv.hi if iv is not None else np.nan,
-                "slope": line.slope if line is not None else np.nan,
-                "intercept": line.intercept if line is not None else np.nan,
+                "slope": line.slope if line is not None else None,
+                "intercept": line.intercept if line is not None else None,
                 "line": line.source if line is not None else
                 f"none: a line needs at least {MIN_FIT_MODELS} models with this shift in the store",
             })

@@ -164,7 +164,8 @@ def robust_accuracy_curves(cells: pd.DataFrame, boards: Mapping[str, pd.DataFram
 @FIGURES.register("reliability")
 def reliability_diagram(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
     """Accuracy vs mean confidence per confidence bin (15 equal-width bins), clean vs the most severe
-    corruption level (its cells pooled); one panel per model and suite, ECE in the legend."""
+    corruption level (its cells pooled); one panel per model and suite, ECE in the legend, marker area
+    growing with the bin's share of the images."""
     table = boards.get("reliability")
     if table is None or table.empty:
         return None
@@ -179,8 +180,11 @@ def reliability_diagram(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame])
         for k, (condition, g) in enumerate(mine.groupby("condition", sort=False)):
             g = g[g.n > 0]
             colour, marker, line = styles[k % 2]
-            ax.plot(g.confidence, g.accuracy / 100.0, marker=marker, ls=line, color=colour, ms=3.5,
+            ax.plot(g.confidence, g.accuracy / 100.0, ls=line, color=colour, lw=1.0,
                     label=f"{condition} (ECE {g.ECE.iloc[0]:.2f} %)")
+            # marker area ∝ the bin's share of the images: nearly empty bins do not look like evidence
+            ax.scatter(g.confidence, g.accuracy / 100.0, s=4 + 120 * (g.n / g.n.sum()) ** 0.5, marker=marker,
+                       color=colour, zorder=3)
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("mean confidence in bin")
