@@ -76,7 +76,8 @@ def eval_cmd(ckpts, arch, pool, suite, data, limit, subset, out, batch_size, wor
               help="Folder for leaderboard.md/csv, results.csv, paired tables, figures, index.html (default: print).")
 @click.option("--kind", default="overall", show_default=True,
               help="Table to print: overall, paired, paired_corruptions, groups, corruptions, severities, "
-              "perturbations, attacks, published, cells.")
+              "perturbations, attacks, published, reliability, effective_robustness, paired_effective_robustness, "
+              "cells.")
 @click.option("--baseline", default=None, metavar="MODEL", help="Stored model that normalises mFR/mT5D.")
 @click.option("--replicates", type=int, default=2000, show_default=True, help="Bootstrap replicates of the intervals.")
 @click.option("--interval-seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")

@@ -283,6 +283,10 @@ def _log_missing_outcomes(store: Store, models: Sequence[ModelLike], suite: Suit
             "estimates are kept but intervals, paired tests and `robench export` skip them; rerun with --fresh "
             "to recompute them", suite.name, missing,
         )
+    uncalibrated = sum(len(store.cells_without_calibration(m.name, suite.name)) for m in models)
+    if uncalibrated:
+        log.info("%s: %d stored cells have no calibration terms (computed before store schema 3); their ECE / "
+                 "NLL / Brier stay blank; rerun with --fresh to compute them", suite.name, uncalibrated)
 
 
 def split_outcomes(totals: Counts) -> tuple[Counts, dict[str, Any] | None]:

@@ -13,7 +13,7 @@ from robench.outcomes import CLASSIFICATION_KINDS
 from robench.store import Store
 
 PER_IMAGE_COLUMNS = ["model", "suite", "kind", "item", "level", "index", "path", "label", "pred", "correct",
-                     "correct5", "confidence"]
+                     "correct5", "confidence", "nll", "brier"]
 
 
 def per_image(store: str | Path | Store) -> pd.DataFrame:
@@ -22,8 +22,10 @@ def per_image(store: str | Path | Store) -> pd.DataFrame:
     Columns: model, suite, kind, item, level, index (dataset index), path (relative image path:
     ``<class>/<file>`` for image folders and released data, ``fashion-mnist-test/<index>`` for the demo
     data), label, pred (top-1 class), correct, correct5 (top-1 / top-5 correct) and confidence (softmax
-    probability of ``pred``). Rows are sorted by model, suite, kind, item, level and index. Cells stored
-    by a schema-1 robench (no per-image outcomes) are left out.
+    probability of ``pred``), nll (−log of the true class's probability) and brier (Σ_k (p_k − 1[k = label])²)
+    of the same softmax (:mod:`robench.metrics.calibration`; empty for cells stored before store schema 3).
+    Rows are sorted by model, suite, kind, item, level and index. Cells stored by a schema-1 robench (no
+    per-image outcomes) are left out.
 
     Raises:
         InputError: a cell's per-image data does not add up to its stored counts.
@@ -39,13 +41,15 @@ def per_image(store: str | Path | Store) -> pd.DataFrame:
         paths_of: dict[str, list[str] | None] = {}
         frames = []
         for model, suite in pairs:
+            terms = st.calibration(model, suite)
             for (kind, item, level), arrays in sorted(st.outcomes(model, suite).items()):
                 if kind not in CLASSIFICATION_KINDS:
                     continue
                 fingerprint = datasets[(model, suite, kind, item, level)]
                 if fingerprint not in paths_of:
                     paths_of[fingerprint] = st.dataset_paths(fingerprint)
-                frames.append(_frame(model, suite, kind, item, level, arrays, paths_of[fingerprint]))
+                frames.append(_frame(model, suite, kind, item, level, {**arrays, **terms.get((kind, item, level), {})},
+                                     paths_of[fingerprint]))
     finally:
         if not isinstance(store, Store):
             st.close()
@@ -68,6 +72,8 @@ def _frame(model: str, suite: str, kind: str, item: str, level: int, arrays: dic
     frame["path"] = path
     for field in ("label", "pred", "correct", "correct5", "confidence"):
         frame[field] = arrays[field]
+    for field in ("nll", "brier"):  # absent for cells stored before schema 3: blank, not an error
+        frame[field] = arrays[field] if field in arrays else np.full(n, np.nan, dtype=np.float32)
     return frame
 
 

@@ -9,7 +9,9 @@ exactly; the store runs the check on every write and every read.
 Fields by kind:
 
 * ``clean`` / ``corruption``: ``index``, ``label``, ``pred`` (top-1 class), ``correct``,
-  ``correct5`` (bool) and ``confidence`` (float32 softmax probability of ``pred``).
+  ``correct5`` (bool) and ``confidence`` (float32 softmax probability of ``pred``); optional calibration
+  terms ``nll`` and ``brier`` (float32, :mod:`robench.metrics.calibration`), stored since store schema 3 in
+  their own table beside the outcomes (cells of older stores have none: their calibration stays blank).
 * ``perturbation``: per video ``index``, ``flips``, ``t5d`` (sum of the video's pair top-5
   distances) and ``pairs``.
 * ``attack``: ``index`` (every evaluated image) and ``robust`` (bool).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,10 +39,13 @@ class OutcomeSpec:
     Args:
         fields: Field name → numpy dtype string (the stored and returned dtype); ``index`` first.
         check: ``check(arrays, counts)`` → a description of the first mismatch, or ``None``.
+        calibration: Optional per-image calibration terms (field → dtype), aligned with ``fields``; a cell
+            has all of them or none.
     """
 
     fields: Mapping[str, str]
     check: Check
+    calibration: Mapping[str, str] = field(default_factory=dict)
 
 
 OUTCOMES: Registry[OutcomeSpec] = Registry("per-image outcome kind")
@@ -78,9 +83,13 @@ def _check_attack(a: Mapping[str, np.ndarray], counts: Mapping[str, Any]) -> str
             or (None if robust.tolist() == stored else "the robust images differ from the stored robust_idx"))
 
 
+CALIBRATION_FIELDS = {"nll": "<f4", "brier": "<f4"}
+"""Per-image calibration terms of classification cells (:mod:`robench.metrics.calibration`)."""
+
 _CLASSIFICATION = OutcomeSpec(
     {"index": "<i8", "label": "<i8", "pred": "<i8", "correct": "|b1", "correct5": "|b1", "confidence": "<f4"},
     _check_classification,
+    CALIBRATION_FIELDS,
 )
 OUTCOMES.add("clean", _CLASSIFICATION)
 OUTCOMES.add("corruption", _CLASSIFICATION)
@@ -103,6 +112,37 @@ def mismatch(kind: str, arrays: Mapping[str, np.ndarray], counts: Mapping[str, A
     if len(index) > 1 and not np.all(np.diff(index) > 0):
         return "dataset indices not strictly ascending"
     return spec.check(arrays, counts)
+
+
+def calibration_mismatch(kind: str, terms: Mapping[str, np.ndarray], length: int) -> str | None:
+    """Why ``terms`` are not valid calibration terms of a cell of ``length`` images (``None`` when they are)."""
+    spec = OUTCOMES.get(kind)
+    if set(terms) != set(spec.calibration):
+        return f"calibration fields {sorted(terms)} instead of {sorted(spec.calibration)}"
+    for name, values in terms.items():
+        v = np.asarray(values)
+        if len(v) != length:
+            return f"{len(v)} values of {name!r} for {length} images"
+        if not np.all(np.isfinite(v)) or np.any(v < 0):
+            return f"a value of {name!r} is negative or not finite"
+    if "brier" in terms and np.any(np.asarray(terms["brier"]) > 2):
+        return "a Brier term exceeds 2"
+    return None
+
+
+def split_calibration(kind: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """The calibration terms of ``arrays`` in their declared dtypes (``None`` when it has none of them).
+
+    Raises:
+        ValueError: ``arrays`` has only some of the kind's calibration fields.
+    """
+    spec = OUTCOMES.get(kind)
+    present = [k for k in spec.calibration if k in arrays]
+    if not present:
+        return None
+    if len(present) != len(spec.calibration):
+        raise ValueError(f"calibration fields {present} instead of {sorted(spec.calibration)}")
+    return {k: np.ascontiguousarray(np.asarray(arrays[k]).astype(dt, copy=False)) for k, dt in spec.calibration.items()}
 
 
 def concat(parts: Sequence[Mapping[str, np.ndarray]]) -> Arrays:

@@ -8,9 +8,14 @@ reports recompute them from the counts.
 Schema 2 adds, per cell, the per-image terms of its counts (table ``per_image``: one zlib-compressed
 array per field, see :mod:`robench.outcomes`), written in the cell's transaction and checked against
 its counts on every read; and, per dataset fingerprint, the relative path of every dataset index
-(table ``datasets``) for per-image exports. A schema-1 store is migrated in one transaction when
-opened for writing (its cells keep their counts and simply have no per-image outcomes); a read-only
-open reads it as it is.
+(table ``datasets``) for per-image exports.
+
+Schema 3 adds table ``calibration``: per classification cell, its per-image calibration terms (``nll``,
+``brier``; :mod:`robench.metrics.calibration`), laid out like ``per_image`` and aligned with its rows.
+
+A schema-1 or schema-2 store is migrated in one transaction when opened for writing (only tables are
+added: its cells keep their counts and outcomes, and simply have no calibration terms, which reports
+show as blanks); a read-only open reads it as it is.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from robench.errors import InputError, MissingFileError, StoreLockedError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
-"""Schema versions a read-only open accepts (1: counts only, no per-image outcomes)."""
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
+"""Schema versions a read-only open accepts (1: counts only, no per-image outcomes; 2: no calibration terms)."""
 
 _SCHEMA_1 = (
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -80,6 +85,23 @@ _SCHEMA_2 = (
     "CREATE TABLE IF NOT EXISTS datasets (fingerprint TEXT PRIMARY KEY, paths BLOB NOT NULL)",
 )
 """What schema 2 adds to schema 1 (the migration runs exactly these)."""
+
+_SCHEMA_3 = (
+    """CREATE TABLE IF NOT EXISTS calibration (
+    model TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (model, suite, kind, item, level, field)
+) WITHOUT ROWID""",
+)
+"""What schema 3 adds to schema 2: per-image calibration terms of classification cells (a clustered table: one
+B-tree, so a cell's write touches one more page, not two)."""
 
 
 @dataclass(frozen=True)
@@ -152,31 +174,33 @@ class Store:
         return None if row is None else int(row[0])
 
     def _create_or_migrate(self) -> int:
-        """Create a fresh store, or migrate a schema-1 store to schema 2, in one transaction.
+        """Create a fresh store, or migrate a schema-1 or schema-2 store to schema 3, in one transaction.
 
         A run killed here leaves either the store as it was or the complete new schema, never a
         version number that does not match the tables. The migration only adds tables; cells are
-        kept as they are (with no per-image outcomes).
+        kept as they are (schema-1 cells with no per-image outcomes, schema-1/2 cells with no
+        calibration terms).
         """
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in (*_SCHEMA_1, *_SCHEMA_2):  # no-ops where the tables exist
+            for statement in (*_SCHEMA_1, *_SCHEMA_2, *_SCHEMA_3):  # no-ops where the tables exist
                 db.execute(statement)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             found = self._schema_version()
-            if found not in (1, SCHEMA_VERSION):
+            if found not in (*READABLE_SCHEMAS, SCHEMA_VERSION):
                 raise InputError(f"{self.path} has store schema {found}, this robench writes {SCHEMA_VERSION}; "
                                  "upgrade robench or choose another --out.")
-            if found == 1:
+            if found != SCHEMA_VERSION:
                 db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             db.commit()
         except BaseException:
             db.rollback()
             raise
-        if found == 1:
-            log.info("%s: migrated the result store from schema 1 to %d (cells kept; they have no per-image "
-                     "outcomes)", self.path, SCHEMA_VERSION)
+        if found != SCHEMA_VERSION:
+            lacking = "per-image outcomes or calibration terms" if found == 1 else "calibration terms"
+            log.info("%s: migrated the result store from schema %d to %d (cells kept; they have no %s)",
+                     self.path, found, SCHEMA_VERSION, lacking)
         return SCHEMA_VERSION
 
     def close(self) -> None:
@@ -229,7 +253,7 @@ class Store:
              json.dumps(r.counts, sort_keys=True), json.dumps(r.provenance, sort_keys=True))
             for r in records
         ]
-        blobs = []
+        blobs, terms = [], []
         for r in records:
             if r.outcomes is None:
                 continue
@@ -238,6 +262,9 @@ class Store:
             spec = _outcomes.OUTCOMES.get(r.key.kind)
             blobs += [(*_key_tuple(r.key), f, spec.fields[f], len(a), _outcomes.pack(a, spec.fields[f]))
                       for f, a in arrays.items()]
+            calibration = _calibration(r.key, r.outcomes, len(arrays["index"]))
+            terms += [(*_key_tuple(r.key), f, spec.calibration[f], len(a), _outcomes.pack(a, spec.calibration[f]))
+                      for f, a in (calibration or {}).items()]
         with self._writing():
             self._db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._db.executemany(
@@ -245,6 +272,11 @@ class Store:
                 [_key_tuple(r.key) for r in records],
             )
             self._db.executemany("INSERT INTO per_image VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", blobs)
+            self._db.executemany(
+                "DELETE FROM calibration WHERE model=? AND suite=? AND kind=? AND item=? AND level=?",
+                [_key_tuple(r.key) for r in records],
+            )
+            self._db.executemany("INSERT INTO calibration VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", terms)
 
     def put_dataset(self, fingerprint: str, paths: Sequence[str]) -> None:
         """Record the relative path of every index of a dataset (once per fingerprint)."""
@@ -258,6 +290,7 @@ class Store:
         with self._writing():
             cur = self._db.execute("DELETE FROM cells WHERE model=? AND suite=?", (model, suite))
             self._db.execute("DELETE FROM per_image WHERE model=? AND suite=?", (model, suite))
+            self._db.execute("DELETE FROM calibration WHERE model=? AND suite=?", (model, suite))
         return cur.rowcount
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -321,6 +354,43 @@ class Store:
             out[cell] = {f: arrays[f] for f in fields}
         return out
 
+    def calibration(self, model: str, suite: str) -> dict[tuple[str, str, int], dict[str, np.ndarray]]:
+        """Per-image calibration terms (``nll``, ``brier``) of every cell of ``(model, suite)`` that has them.
+
+        Keyed by ``(kind, item, level)``; aligned with :meth:`outcomes` of the same cell (ascending dataset
+        index). Cells written before store schema 3 are absent (their calibration is blank in reports).
+
+        Raises:
+            InputError: a cell's terms are damaged or do not fit its per-image outcomes.
+        """
+        if self.schema < 3:
+            return {}
+        lengths = {
+            (k, i, lv): length for k, i, lv, length in self._db.execute(
+                "SELECT kind, item, level, length FROM per_image WHERE model=? AND suite=? AND field='index'",
+                (model, suite))
+        }
+        rows = self._db.execute(
+            "SELECT kind, item, level, field, dtype, length, data FROM calibration WHERE model=? AND suite=? "
+            "ORDER BY kind, item, level", (model, suite),
+        )
+        raw: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+        for k, i, lv, f, dt, length, blob in rows:
+            key = CellKey(model, suite, k, i, lv)
+            try:
+                raw.setdefault((k, i, lv), {})[f] = _outcomes.unpack(blob, dt, length)
+            except (zlib.error, ValueError, TypeError) as e:
+                raise InputError(f"{self.path}: calibration field {f!r} of cell {_name(key)} is damaged ({e}); "
+                                 "recompute it with `robench eval --fresh`.") from None
+        for cell, terms in raw.items():
+            key = CellKey(model, suite, *cell)
+            problem = (_outcomes.calibration_mismatch(key.kind, terms, lengths[cell]) if cell in lengths
+                       else "the cell has no per-image outcomes")
+            if problem is not None:
+                raise InputError(f"{self.path}: calibration terms of cell {_name(key)} are invalid ({problem}); "
+                                 "recompute it with `robench eval --fresh`.")
+        return raw
+
     def cells_without_outcomes(self, model: str | None = None, suite: str | None = None) -> list[CellKey]:
         """Stored cells of a kind with per-image outcomes that have none (e.g. migrated from schema 1)."""
         kinds = _outcomes.OUTCOMES.names()
@@ -335,6 +405,21 @@ class Store:
                       "AND p.kind=c.kind AND p.item=c.item AND p.level=c.level)")
         order = "ORDER BY model, suite, kind, item, level"
         rows = self._db.execute(f"SELECT model, suite, kind, item, level FROM cells c WHERE {where} {order}", args)
+        return [CellKey(*r) for r in rows]
+
+    def cells_without_calibration(self, model: str, suite: str) -> list[CellKey]:
+        """Cells with per-image outcomes of a kind that has calibration terms, but without those terms
+        (written before store schema 3)."""
+        kinds = [k for k, spec in _outcomes.OUTCOMES.items() if spec.calibration]
+        if self.schema < 2 or not kinds:
+            return []
+        have = "" if self.schema < 3 else (
+            " AND NOT EXISTS (SELECT 1 FROM calibration c WHERE c.model=p.model AND c.suite=p.suite "
+            "AND c.kind=p.kind AND c.item=p.item AND c.level=p.level)")
+        rows = self._db.execute(
+            f"SELECT model, suite, kind, item, level FROM per_image p WHERE p.field='index' AND p.model=? "
+            f"AND p.suite=? AND p.kind IN ({', '.join('?' * len(kinds))}){have} ORDER BY kind, item, level",
+            [model, suite, *kinds])
         return [CellKey(*r) for r in rows]
 
     def dataset_paths(self, fingerprint: str) -> list[str] | None:
@@ -354,6 +439,21 @@ def _key_tuple(key: CellKey) -> tuple[str, str, str, str, int]:
 
 def _name(key: CellKey) -> str:
     return f"{key.model}/{key.suite}/{key.kind}/{key.item}/{key.level}"
+
+
+def _calibration(key: CellKey, outcomes: Mapping[str, Any], length: int) -> dict[str, np.ndarray] | None:
+    """The record's calibration terms, checked (``None`` when it has none)."""
+    try:
+        terms = _outcomes.split_calibration(key.kind, outcomes)
+    except ValueError as e:
+        raise InputError(f"calibration terms of cell {_name(key)} are incomplete ({e}).") from None
+    if terms is None:
+        return None
+    problem = _outcomes.calibration_mismatch(key.kind, terms, length)
+    if problem is not None:
+        raise InputError(f"calibration terms of cell {_name(key)} are invalid ({problem}); "
+                         "recompute it with `robench eval --fresh`.")
+    return terms
 
 
 def _check(key: CellKey, arrays: Mapping[str, np.ndarray], counts: Mapping[str, Any], path: Path | None = None) -> None:

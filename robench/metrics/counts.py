@@ -45,8 +45,12 @@ def classification_outcomes(
     """Per-image terms of :class:`ClassificationCounts` for one batch (see :mod:`robench.outcomes`).
 
     ``pred`` and the top-5 set come from the same ``topk`` as the counts; ``confidence`` is the
-    float32 softmax probability of ``pred``.
+    float32 softmax probability of ``pred``; ``nll`` and ``brier`` are the calibration terms of
+    :func:`robench.metrics.calibration.per_image_terms`. Pass the logits the cell scores with (a suite that
+    masks logits to a class subset passes the masked ones): all fields then follow the same softmax.
     """
+    from robench.metrics.calibration import per_image_terms
+
     labels = labels.to(logits.device)
     k = min(5, logits.shape[1])
     top = logits.topk(k, dim=1).indices
@@ -59,4 +63,5 @@ def classification_outcomes(
         "correct": (pred == labels).cpu().numpy(),
         "correct5": (top == labels[:, None]).any(dim=1).cpu().numpy(),
         "confidence": confidence.cpu().numpy().astype(np.float32),
+        **per_image_terms(logits, labels),
     }

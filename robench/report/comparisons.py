@@ -26,10 +26,13 @@ from robench.stats.seeds import paired_t
 
 COUNT_COLUMNS = ("model", "arch", "pooling", "suite", "n", "skipped", "corruptions", "perturbations", "dataset",
                  "warnings")
-HIGHER_IS_BETTER_PREFIXES = ("RA@",)
-"""Metrics where a larger value is better (robust accuracy); every other metric is an error or instability."""
+HIGHER_IS_BETTER_PREFIXES = ("RA@", "ER")
+"""Metrics where a larger value is better (robust accuracy, effective robustness); every other metric is an error,
+an instability or a calibration error."""
 HEADLINE = ("mCE", "clean_err")
 """The metric a verdict is about: the first of these the suite has, else its first robust accuracy."""
+PER_METRIC_VERDICTS = ("ECE", "NLL", "Brier", "mECE", "mNLL", "mBrier")
+"""Metrics that get a verdict column of their own (``<m>_verdict``, lower is better) beside the headline one."""
 MIN_SEEDS_FOR_T = 3
 VERDICTS = ("gcp better", "gap better", "no significant difference")
 
@@ -114,7 +117,8 @@ def paired(
     """GAP vs GCP per (architecture, suite): both values, the GCP − GAP delta, its interval and p-value.
 
     Columns per metric: ``<m>_gap``, ``<m>_gcp`` (seed means for groups), ``<m>_delta``,
-    ``<m>_delta_lo``, ``<m>_delta_hi``, ``<m>_p``; then ``verdict`` on the headline metric (mCE where
+    ``<m>_delta_lo``, ``<m>_delta_hi``, ``<m>_p`` (and ``<m>_verdict`` for the calibration metrics
+    :data:`PER_METRIC_VERDICTS`); then ``verdict`` on the headline metric (mCE where
     the suite has corruptions, else clean_err, else robust accuracy) at α = 1 − confidence, the
     ``headline`` metric's name and the ``basis`` of the test.
     """
@@ -143,7 +147,7 @@ def paired(
             row[f"{m}_gap"], row[f"{m}_gcp"] = float(np.mean(gap_v)), float(np.mean(gcp_v))
             row[f"{m}_delta"] = row[f"{m}_gcp"] - row[f"{m}_gap"]
             lo = hi = p = np.nan
-            if by_seed:
+            if by_seed and np.isfinite(np.subtract(gcp_v, gap_v)).any():  # a metric some models lack: blank
                 s = paired_t(gap_v, gcp_v, boot.confidence)
                 lo, hi, p = s.lo, s.hi, s.p
             else:
@@ -157,6 +161,8 @@ def paired(
                     iv = percentile_interval(delta_star, boot.confidence)
                     lo, hi, p = iv.lo, iv.hi, bootstrap_p(delta_star)
             row[f"{m}_delta_lo"], row[f"{m}_delta_hi"], row[f"{m}_p"] = lo, hi, p
+            if m in PER_METRIC_VERDICTS:
+                row[f"{m}_verdict"] = verdict(m, row[f"{m}_delta"], p, alpha)
         headline = headline_metric(metrics, row)
         row["verdict"] = "" if headline is None else verdict(
             headline, row[f"{headline}_delta"], row[f"{headline}_p"], alpha)
@@ -221,12 +227,12 @@ def paired_corruptions_table(
 
 def groups_table(
     df: pd.DataFrame, suites: Mapping[str, Any], *, baseline: str | None = None,
-    cards: Mapping[str, Mapping[str, Any]] | None = None, **_: Any,
+    cards: Mapping[str, Mapping[str, Any]] | None = None, evidence: Evidence | None = None, **_: Any,
 ) -> pd.DataFrame:
     """Per seed group (models whose cards share a ``group``) and suite: each metric's mean and sd over seeds."""
     from robench.report.tables import overall
 
-    board = overall(df, suites, baseline=baseline)
+    board = overall(df, suites, baseline=baseline, evidence=evidence)
     board = board.assign(group=[card_field(cards, m, "group") for m in board.model])
     board = board[board.group.notna()]
     if board.empty:

@@ -22,6 +22,9 @@ from robench.suites import Baseline
 EstimandMaker = Callable[[str, pd.DataFrame, Mapping[str, Any], "str | None"], dict[str, Estimand]]
 """``maker(model, the model's cells in one suite, suite definition, baseline model or None)``."""
 ESTIMANDS: Registry[EstimandMaker] = Registry("leaderboard estimand")
+TERM_ESTIMANDS: Registry[EstimandMaker] = Registry("per-image-term estimand")
+"""Estimands of metrics that only per-image terms give, not the stored counts (calibration: ECE, NLL, Brier);
+kept apart from :data:`ESTIMANDS`, whose metrics all follow from the counts."""
 
 WILSON_METRICS = {"clean_err": "top1_errors", "clean_err5": "top5_errors"}
 """Single error rates: Wilson intervals from the stored counts (no per-image data needed)."""
@@ -108,15 +111,23 @@ def _attack(
 
 
 def suite_estimands(
-    df: pd.DataFrame, suites: Mapping[str, Any], model: str, suite: str, baseline: str | None
+    df: pd.DataFrame, suites: Mapping[str, Any], model: str, suite: str, baseline: str | None,
+    registry: Registry[EstimandMaker] = ESTIMANDS,
 ) -> dict[str, Estimand]:
-    """Every registered metric's estimand for one model and suite."""
+    """Every metric's estimand of ``registry`` for one model and suite."""
     cells = df[(df.model == model) & (df.suite == suite)]
     has_base = baseline is not None and ((df.model == baseline) & (df.suite == suite)).any()
     out: dict[str, Estimand] = {}
-    for _, maker in ESTIMANDS.items():
+    for _, maker in registry.items():
         out.update(maker(model, cells, suites.get(suite, {}), baseline if has_base else None))
     return out
+
+
+def _all_estimands(
+    df: pd.DataFrame, suites: Mapping[str, Any], model: str, suite: str, baseline: str | None
+) -> dict[str, Estimand]:
+    return {**suite_estimands(df, suites, model, suite, baseline),
+            **suite_estimands(df, suites, model, suite, baseline, TERM_ESTIMANDS)}
 
 
 def metric_estimates(
@@ -130,10 +141,10 @@ def metric_estimates(
         sample = evidence.sample(df, suite)
         if (suite, baseline) not in evidence._prepared:  # first model of the suite: resample all models at once
             models = sorted(df[df.suite == suite].model.unique())
-            every = [suite_estimands(df, suites, m, suite, baseline) for m in models]
+            every = [_all_estimands(df, suites, m, suite, baseline) for m in models]
             evidence.prepare(sample, [e for metrics in every for e in metrics.values()])
             evidence._prepared.add((suite, baseline))
-        estimands = suite_estimands(df, suites, model, suite, baseline)
+        estimands = _all_estimands(df, suites, model, suite, baseline)
         cache[key] = {m: evidence.estimate(sample, e, float(points[m])) for m, e in estimands.items()
                       if m in points and pd.notna(points[m])}
     return cache[key]

@@ -10,6 +10,11 @@ Interval methods (STATISTICS.md §8): every leaderboard metric except the clean 
 mean of cell rates (mCE, relative mCE, FP, T5D, worst-case robust accuracy), nearly symmetric at the
 sample sizes robench runs, and gets the **percentile** interval; mFR and mT5D are means of ratios to a
 baseline model measured on the same images and get **BCa**. Clean errors get Wilson (no resampling).
+
+Calibration (:mod:`robench.report.calibration`): NLL and Brier are means of per-image terms (ratio cells with
+denominator 1; percentile); ECE is ``Σ_b |rate_b|`` over 15 bin cells per cell (:class:`BinnedEstimand`; BCa,
+for the clean cell and for the mean over corruption cells). Their cells are registered only when a metric asks
+for them, to keep memory proportional to what is reported.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robench.metrics.calibration import BINS, bin_of
 from robench.stats.bootstrap import Bootstrap, Interval, bca_interval, percentile_interval
 from robench.stats.sample import RatioSample
 from robench.store import Store
@@ -37,6 +43,32 @@ _MEASURES: dict[str, dict[str, Callable[[Mapping[str, np.ndarray]], tuple[np.nda
 }
 _MEASURES["corruption"] = _MEASURES["clean"]
 
+CALIBRATED_KINDS = ("clean", "corruption")
+"""Cell kinds whose per-image outcomes may carry calibration terms."""
+FIXED_POINT = {"nll": 2.0**20, "brier": 2.0**24, "ece": 2.0**24}
+"""Calibration terms enter the bootstrap as integers (term × scale, rounded): replicate sums of integers are
+exact in float64 whatever order BLAS adds them in, which keeps the intervals byte-identical (rounding moves a
+term by at most 2⁻²¹ nats / 2⁻²⁵)."""
+
+
+def ece_measure(b: int) -> str:
+    return f"ece{b:02d}"
+
+
+def calibration_measures(o: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, float]]:
+    """Bootstrap cells of one calibrated cell: ``nll``, ``brier`` and the ECE bins (fixed-point numerators).
+
+    Bin b's numerator is ``Σ_{i∈b} (a_i − c_i)`` over all images of the cell, so ``ECE = Σ_b |rate_b|``.
+    """
+    conf = np.asarray(o["confidence"], dtype=np.float64)
+    gap = np.asarray(o["correct"], bool) * FIXED_POINT["ece"] - np.round(conf * FIXED_POINT["ece"])
+    bins = bin_of(conf)
+    out = {m: (np.round(np.asarray(o[m], dtype=np.float64) * FIXED_POINT[m]), 1.0) for m in ("nll", "brier")}
+    for b in range(BINS):
+        out[ece_measure(b)] = (np.where(bins == b, gap, 0.0), 1.0)
+    return out
+
+
 WORST_CASE = "attack-worst"
 """Kind of the derived cells holding the per-image worst case over a suite's attacks at one eps."""
 ALL_LEVELS = -1
@@ -44,8 +76,14 @@ ALL_LEVELS = -1
 
 
 def store_outcomes(store: Store) -> OutcomeReader:
-    """The store's per-image outcome reader (cells migrated from schema 1 have none: no intervals)."""
-    return store.outcomes
+    """The store's per-image outcome reader, calibration terms (``nll``, ``brier``) merged into the cells
+    that have them (cells migrated from schema 1 have no outcomes: no intervals; from schema 2 no terms)."""
+
+    def read(model: str, suite: str) -> Outcomes:
+        terms = store.calibration(model, suite)
+        return {cell: {**arrays, **terms.get(cell, {})} for cell, arrays in store.outcomes(model, suite).items()}
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,10 @@ class Estimand:
     def cells(self) -> list[Hashable]:
         return list(self.keys) + list(self.base)
 
+    def jackknife(self, sample: RatioSample) -> np.ndarray:
+        """The metric with each image of the sample left out in turn (BCa acceleration)."""
+        return self.evaluate(sample.jackknife(self.cells()))
+
     def evaluate(self, rates: np.ndarray) -> np.ndarray:
         """The metric of each row of ``rates`` (``R × len(cells())``), summed in a fixed order."""
         k = len(self.keys)
@@ -77,6 +119,36 @@ class Estimand:
             ratio[~np.isfinite(ratio)] = np.nan
             return self.scale * ratio.mean(axis=1)
         return self.scale * np.sum(rates * np.asarray(self.weights), axis=1)
+
+
+@dataclass(frozen=True)
+class BinnedEstimand(Estimand):
+    """A mean over cells of a calibration error: ``scale · Σ_c weights_c · Σ_b |rate_{c,b}|``.
+
+    ``keys`` hold each cell's ``bins`` bin cells in a row (cell-major); ``weights`` one weight per cell.
+    Always BCa (STATISTICS.md §8: ECE is skewed, and its plug-in value is biased upward — the absolute value
+    of noisy bin sums — which resampling doubles; BCa's bias correction accounts for it, so the interval
+    may lie mostly below the plug-in value).
+    """
+
+    bins: int = 15
+
+    @property
+    def method(self) -> str:
+        return "bca"
+
+    def evaluate(self, rates: np.ndarray) -> np.ndarray:
+        per_bin = np.abs(rates.reshape(rates.shape[0], -1, self.bins))
+        return self.scale * np.sum(per_bin.sum(axis=2) * np.asarray(self.weights), axis=1)
+
+    def jackknife(self, sample: RatioSample) -> np.ndarray:
+        """Leave-one-image-out values, one cell at a time (memory ``n × bins``, not ``n × cells × bins``)."""
+        keys = self.cells()
+        total = np.zeros(sample.n)
+        for c, w in enumerate(self.weights):
+            loo = np.abs(sample.jackknife(keys[c * self.bins:(c + 1) * self.bins])).sum(axis=1)
+            total += w * loo
+        return self.scale * total
 
 
 @dataclass(frozen=True)
@@ -102,6 +174,7 @@ class Evidence:
     _samples: dict[str, RatioSample] = field(default_factory=dict, repr=False)
     _metrics: dict[tuple, dict[str, Estimate | None]] = field(default_factory=dict, repr=False)
     _prepared: set[tuple[str, str | None]] = field(default_factory=set, repr=False)
+    _deferred: dict[str, dict[tuple, Mapping[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     def outcomes(self, model: str, suite: str) -> Outcomes:
         if (model, suite) not in self._outcomes:
@@ -122,7 +195,10 @@ class Evidence:
             domain = np.unique(np.concatenate([np.asarray(o["index"], np.int64) for *_, o in found] or [[]]))
             sample = RatioSample(domain, self.bootstrap)
             levels: dict[tuple[str, str], list[int]] = {}
+            deferred = self._deferred.setdefault(suite, {})
             for model, r, o in found:
+                if r.kind in CALIBRATED_KINDS and "nll" in o:  # registered when first asked for (memory)
+                    deferred[(model, r.kind, r.item, int(r.level))] = o
                 for measure, split in _MEASURES[r.kind].items():
                     num, den = split(o)
                     sample.add((model, r.kind, r.item, int(r.level), measure), o["index"], num, den)
@@ -137,19 +213,34 @@ class Evidence:
             self._samples[suite] = sample
         return self._samples[suite]
 
+    def _register(self, sample: RatioSample, keys: Sequence[Hashable]) -> None:
+        """Register the deferred calibration cells among ``keys`` (all measures of their cell at once)."""
+        for suite, deferred in self._deferred.items():
+            if self._samples.get(suite) is not sample:
+                continue
+            for key in keys:
+                if key in sample or not isinstance(key, tuple) or key[:4] not in deferred:
+                    continue
+                model, kind, item, level = key[:4]
+                o = deferred.pop(key[:4])
+                for measure, (num, den) in calibration_measures(o).items():
+                    sample.add((model, kind, item, level, measure), o["index"], num, den)
+
     def prepare(self, sample: RatioSample, estimands: Sequence[Estimand]) -> None:
         """Resample the cells of all ``estimands`` in one pass (those with per-image data)."""
+        self._register(sample, [c for e in estimands for c in e.cells()])
         sample.request([c for e in estimands if all(k in sample for k in e.cells()) for c in e.cells()])
 
     def estimate(self, sample: RatioSample, estimand: Estimand, point: float) -> Estimate | None:
         """Replicates and interval of ``estimand``; ``None`` when a cell it reads has no per-image data."""
         cells = estimand.cells()
+        self._register(sample, cells)
         if not cells or any(c not in sample for c in cells):
             return None
         star = estimand.evaluate(sample.replicates(cells))
         level = self.bootstrap.confidence
         if estimand.method == "bca":
-            jack = estimand.evaluate(sample.jackknife(cells))
+            jack = estimand.jackknife(sample)
             return Estimate(star, bca_interval(star, point, jack, level))
         return Estimate(star, percentile_interval(star, level))
 

@@ -161,6 +161,102 @@ def robust_accuracy_curves(cells: pd.DataFrame, boards: Mapping[str, pd.DataFram
     return fig
 
 
+@FIGURES.register("reliability")
+def reliability_diagram(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Accuracy vs mean confidence per confidence bin (15 equal-width bins), clean vs the most severe
+    corruption level (its cells pooled); one panel per model and suite, ECE in the legend, marker area
+    growing with the bin's share of the images."""
+    table = boards.get("reliability")
+    if table is None or table.empty:
+        return None
+    panels = sorted({(r.suite, r.model) for r in table.itertuples(index=False)})
+    cols = min(len(panels), 3)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.3 * rows), squeeze=False)
+    styles = {0: (OKABE_ITO[0], "o", "-"), 1: (OKABE_ITO[5], "s", "--")}
+    for ax, (suite, model) in zip(axes.flat, panels):
+        mine = table[(table.suite == suite) & (table.model == model)]
+        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls=":", label="perfect calibration")
+        for k, (condition, g) in enumerate(mine.groupby("condition", sort=False)):
+            g = g[g.n > 0]
+            colour, marker, line = styles[k % 2]
+            ax.plot(g.confidence, g.accuracy / 100.0, ls=line, color=colour, lw=1.0,
+                    label=f"{condition} (ECE {g.ECE.iloc[0]:.2f} %)")
+            # marker area ∝ the bin's share of the images: nearly empty bins do not look like evidence
+            ax.scatter(g.confidence, g.accuracy / 100.0, s=4 + 120 * (g.n / g.n.sum()) ** 0.5, marker=marker,
+                       color=colour, zorder=3)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("mean confidence in bin")
+        ax.set_ylabel("accuracy in bin")
+        ax.set_title(f"{suite}: {_label(mine, model)}", fontsize=9)
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _logit_ticks(ax: plt.Axes, low: float, high: float, axis: str) -> None:
+    """Percent tick labels (about five, at round values) on a logit-scaled axis spanning ``low``–``high``."""
+    from matplotlib.ticker import MaxNLocator
+
+    from robench.metrics.effective_robustness import logit
+
+    ticks = [t for t in MaxNLocator(5).tick_values(100 * low, 100 * high)
+             if 100 * low <= t <= 100 * high and 0 < t < 100]
+    where = [float(logit(t / 100)) for t in ticks]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(where, [f"{t:g}" for t in ticks])
+
+
+@FIGURES.register("accuracy_on_the_line")
+def accuracy_on_the_line(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame]) -> Figure | None:
+    """Shifted vs clean accuracy in logit coordinates (tick labels in %), one panel per shift: the models,
+    the line (published or fitted), y = x, and each architecture's GAP and GCP points joined."""
+    import numpy as np
+
+    from robench.metrics.effective_robustness import clip_accuracy, logit
+
+    table = boards.get("effective_robustness")
+    if table is None or table.empty:
+        return None
+    shifts = sorted(table["shift"].unique())
+    fig, axes = plt.subplots(1, len(shifts), figsize=(4.2 * len(shifts), 3.8), squeeze=False)
+    colours = {"gap": OKABE_ITO[0], "gcp": OKABE_ITO[5]}
+    for ax, shift in zip(axes[0], shifts):
+        t = table[table["shift"] == shift]
+        x = clip_accuracy(t.acc_clean / 100.0, 10**6)
+        y = clip_accuracy(t.acc_shift / 100.0, 10**6)
+        lo = float(min(x.min(), y.min()))
+        hi = float(max(x.max(), y.max()))
+        pad = 0.15 * (float(logit(hi)) - float(logit(lo))) + 0.05
+        grid = np.linspace(float(logit(lo)) - pad, float(logit(hi)) + pad, 50)
+        ax.plot(grid, grid, color="#999999", lw=0.8, ls=":", label="y = x")
+        if t.slope.notna().any():
+            s, b = float(t.slope.iloc[0]), float(t.intercept.iloc[0])
+            source = str(t.line.iloc[0])
+            label = "published line" if source.startswith("published") else source.replace("fitted", "line fitted")
+            ax.plot(grid, s * grid + b, color="#333333", lw=1.0, label=label)
+        for _, g in t[t.pair != ""].groupby("pair", sort=True):
+            ax.plot(logit(clip_accuracy(g.acc_clean / 100.0, 10**6)),
+                    logit(clip_accuracy(g.acc_shift / 100.0, 10**6)), color="#777777", lw=0.8)
+        for pooling, g in t.groupby("pooling", sort=True):
+            ax.scatter(logit(clip_accuracy(g.acc_clean / 100.0, 10**6)),
+                       logit(clip_accuracy(g.acc_shift / 100.0, 10**6)),
+                       color=colours.get(pooling, OKABE_ITO[2]), s=18, zorder=3, label=pooling.upper() or "other")
+        low, high = float(1 / (1 + np.exp(-grid[0]))), float(1 / (1 + np.exp(-grid[-1])))
+        _logit_ticks(ax, low, high, "x")
+        _logit_ticks(ax, low, high, "y")
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_ylim(grid[0], grid[-1])
+        ax.set_xlabel(f"clean accuracy, {t.x.iloc[0]} (%)")
+        ax.set_ylabel("shifted accuracy (%)")
+        ax.set_title(shift, fontsize=9)
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def write_figures(cells: pd.DataFrame, boards: Mapping[str, pd.DataFrame], folder: Path) -> list[tuple[Path, Path]]:
     """Render every registered figure that has data; returns (png, svg) paths."""
     folder.mkdir(parents=True, exist_ok=True)

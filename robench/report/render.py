@@ -16,13 +16,22 @@ from robench.report.tables import leaderboard, load_results
 from robench.stats.bootstrap import Bootstrap
 from robench.store import Store
 
-REPORT_TABLES = ("overall", "paired", "paired_corruptions", "groups", "published", "corruptions", "severities",
-                 "perturbations", "attacks")
+REPORT_TABLES = ("overall", "paired", "paired_corruptions", "groups", "published", "effective_robustness",
+                 "paired_effective_robustness", "corruptions", "severities", "perturbations", "attacks", "reliability")
+DATA_ONLY_TABLES = ("reliability",)
+"""Tables written as CSV (and drawn as figures) but not shown on the HTML page."""
 
 INTERVAL_METHODS = {
     "clean_err, clean_err5": "Wilson score interval from the stored counts",
     "mCE, rel_mCE, FP, T5D, RA@eps, per-corruption err/CE, per-perturbation FP/T5D": "image bootstrap, percentile",
     "mFR, mT5D": "image bootstrap, BCa (jackknife acceleration over images)",
+    "ECE, mECE": "image bootstrap, BCa (the plug-in ECE is biased upward; BCa's bias correction can put the "
+    "interval mostly below the value)",
+    "NLL, Brier, mNLL, mBrier": "image bootstrap, percentile",
+    "ER delta (paired_effective_robustness)": "paired image bootstrap of the two models' ER replicates, percentile; "
+    "with >= 3 seed pairs: paired-by-seed t interval",
+    "ER (effective robustness)": "image bootstrap of both accuracies of every model, line refitted per replicate "
+    "when fitted on the store's models (a published line is fixed), percentile",
     "paired deltas": "paired image bootstrap (same weights for both models), percentile; p = (1 + 2·min tail) / "
     "(B + 1); with >= 3 seed pairs: paired-by-seed t interval and t test",
     "paired_corruptions": "McNemar exact and mid-p per cell, Holm over the suite's corruption cells, Cohen's kappa",
@@ -43,6 +52,14 @@ LEGEND = {
     "perturbations": "number of test perturbations averaged",
     "warnings": "gradient-masking symptoms and clean-accuracy mismatches found in the attack cells",
     "verdict": "gcp better / gap better when the headline metric's p < 0.05, else no significant difference",
+    "ECE": "top-label expected calibration error (%) on the clean images, 15 equal-width confidence bins",
+    "NLL": "negative log-likelihood of the true class (nats) on the clean images",
+    "Brier": "multi-class Brier score (sum over classes of the squared probability error, 0–2) on the clean images",
+    "mECE": "ECE (%) averaged over the corruption cells (the test corruptions at every severity)",
+    "mNLL": "NLL averaged over the corruption cells",
+    "mBrier": "Brier score averaged over the corruption cells",
+    "ER": "effective robustness (points): shifted accuracy minus the logit-space line's prediction from the clean "
+    "accuracy (Taori et al. 2020)",
 }
 
 
@@ -58,7 +75,7 @@ def interval_note(bootstrap: Bootstrap) -> str:
     """How the bracketed intervals were computed (printed under every table that has them)."""
     return (f"Brackets: {100 * bootstrap.confidence:g} % intervals — Wilson for clean_err / clean_err5; image "
             f"bootstrap (B = {bootstrap.replicates}, seed = {bootstrap.seed}; percentile, BCa for mFR / mT5D) "
-            "for the aggregates and for deltas; [—]: no per-image data for these cells.")
+            "for the aggregates, calibration (BCa for ECE / mECE) and deltas; [—]: no per-image data for these cells.")
 
 
 def to_markdown(board: pd.DataFrame, *, title: str = "robench leaderboard", bootstrap: Bootstrap | None = None) -> str:
@@ -76,7 +93,9 @@ def write_reports(
     """Write every report of ``store`` into ``out``.
 
     Files: leaderboard.md/csv (overall), results.csv (cells), paired.md/csv (GAP vs GCP),
-    corruptions.csv, severities.csv, perturbations.csv, figures/*.png|svg and index.html.
+    corruptions.csv, severities.csv, perturbations.csv, effective_robustness.csv/md,
+    paired_effective_robustness.csv, reliability.csv,
+    figures/*.png|svg and index.html.
     ``baseline`` names the stored model that normalises FP / T5D into mFR / mT5D; ``bootstrap`` sets the
     intervals' replicates, seed and level (recorded in ``intervals.json``). The same store gives
     byte-identical files.
@@ -118,6 +137,14 @@ def write_reports(
     emit("attacks.csv", boards["attacks"].to_csv(index=False, float_format="%.4f"))
     emit("published.md", to_markdown(boards["published"], title="Measured vs published (measured − published)"))
     emit("published.csv", boards["published"].to_csv(index=False, float_format="%.4f"))
+    emit("effective_robustness.csv", boards["effective_robustness"].to_csv(index=False, float_format="%.4f"))
+    if not boards["effective_robustness"].empty:
+        emit("effective_robustness.md", to_markdown(boards["effective_robustness"],
+                                                    title="Effective robustness (points above the line)",
+                                                    bootstrap=bootstrap))
+    emit("paired_effective_robustness.csv",
+         boards["paired_effective_robustness"].to_csv(index=False, float_format="%.4f"))
+    emit("reliability.csv", boards["reliability"].to_csv(index=False, float_format="%.4f"))
     figs = []
     if figures:
         from robench.report.figures import write_figures
@@ -127,5 +154,6 @@ def write_reports(
     if html:
         from robench.report.html import render_html
 
-        emit("index.html", render_html(boards, [png for png, _ in figs], note=interval_note(bootstrap)))
+        shown = {k: v for k, v in boards.items() if k not in DATA_ONLY_TABLES}
+        emit("index.html", render_html(shown, [png for png, _ in figs], note=interval_note(bootstrap)))
     return written

@@ -21,7 +21,9 @@ from robench._registry import Registry
 from robench.corruptions.catalog import RELEASED_CORRUPTIONS
 from robench.errors import UnknownNameError
 from robench.metrics.corruption import corruption_error, relative_corruption_error
+from robench.report.calibration import calibration_columns, reliability_table, severity_columns
 from robench.report.comparisons import groups_table, paired, paired_corruptions_table
+from robench.report.effective import effective_robustness_table, paired_effective_robustness
 from robench.report.estimands import interval_columns, metric_estimates
 from robench.report.estimands import suite_baseline as _baseline
 from robench.report.evidence import ALL_LEVELS, Estimand, Evidence, store_outcomes
@@ -225,8 +227,9 @@ def _attack_section(cells: pd.DataFrame, definition: Mapping[str, Any], ref: pd.
     return row
 
 
-OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "skipped", "clean_err", "clean_err5", "mCE", "rel_mCE",
-                   "corruptions", "FP", "mFR", "T5D", "mT5D", "perturbations"]
+OVERALL_COLUMNS = ["model", "arch", "pooling", "suite", "n", "skipped", "clean_err", "clean_err5", "ECE", "NLL",
+                   "Brier", "mCE", "rel_mCE", "mECE", "mNLL", "mBrier", "corruptions", "FP", "mFR", "T5D", "mT5D",
+                   "perturbations"]
 
 
 def overall(
@@ -254,6 +257,7 @@ def overall(
         ref = None if baseline is None else df[(df.model == baseline) & (df.suite == suite)]
         for _, section in OVERALL_SECTIONS.items():
             row.update(section(cells, suites.get(suite, {}), None if ref is None or ref.empty else ref))
+        row.update(calibration_columns(evidence.outcomes(model, suite), cells, suites.get(suite, {})))
         estimates = metric_estimates(evidence, df, suites, model, suite, baseline, row)
         row.update(interval_columns(row, cells, estimates, evidence.bootstrap.confidence))
         rows.append(row)
@@ -364,14 +368,21 @@ def corruptions_table(
     return out[first + [c for c in ("CE", "CE_lo", "CE_hi") if c in out.columns]]
 
 
-def severities_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
-    """Per model, corruption and severity: the top-1 error (percent), severities as columns."""
+def severities_table(
+    df: pd.DataFrame, suites: Mapping[str, Any], *, evidence: Evidence | None = None, **_: Any
+) -> pd.DataFrame:
+    """Per model, corruption and severity: the top-1 error (percent), severities as columns ``s<k>``; then,
+    where the cells have calibration terms, ``ECE_s<k>`` (%), ``NLL_s<k>`` and ``Brier_s<k>``."""
     corr = df[df.kind == "corruption"]
     if corr.empty:
         return pd.DataFrame(columns=["model", "suite", "corruption"])
     wide = corr.pivot_table(index=["model", "suite", "item"], columns="level", values="err", aggfunc="first")
     wide.columns = [f"s{c}" for c in wide.columns]
-    return wide.reset_index().rename(columns={"item": "corruption"})
+    wide = wide.reset_index().rename(columns={"item": "corruption"})
+    calibration = severity_columns(evidence, df)
+    if len(calibration.columns) > 3:
+        wide = wide.merge(calibration, on=["model", "suite", "corruption"], how="left")
+    return wide
 
 
 def cells_table(df: pd.DataFrame, suites: Mapping[str, Any], **_: Any) -> pd.DataFrame:
@@ -432,6 +443,9 @@ LEADERBOARDS.add("severities", severities_table)
 LEADERBOARDS.add("cells", cells_table)
 LEADERBOARDS.add("paired_corruptions", paired_corruptions_table)
 LEADERBOARDS.add("groups", groups_table)
+LEADERBOARDS.add("reliability", reliability_table)
+LEADERBOARDS.add("effective_robustness", effective_robustness_table)
+LEADERBOARDS.add("paired_effective_robustness", paired_effective_robustness)
 
 
 def leaderboard(
@@ -444,7 +458,8 @@ def leaderboard(
         store: Path of a result store (or an open :class:`Store`).
         kind: A name registered in :data:`LEADERBOARDS`: ``overall`` (a row per model and suite),
             ``paired`` (GAP vs GCP per architecture), ``paired_corruptions``, ``groups``, ``corruptions``,
-            ``severities``, ``perturbations``, ``attacks``, ``published`` or ``cells``.
+            ``severities``, ``perturbations``, ``attacks``, ``published``, ``reliability``,
+            ``effective_robustness``, ``paired_effective_robustness`` or ``cells``.
         baseline: Model in the store that normalises FP / T5D into mFR / mT5D.
         bootstrap: Replicates, seed and level of the intervals (default: 2,000, seed 0, 95 %).
         evidence: Reuse the per-image outcomes and replicates of an earlier call on the same open store.
