@@ -117,8 +117,8 @@ PUBLISHED_LINES.add("imagenetv2-threshold0.7", ShiftLine(None, "val", VAL_SUITES
 PUBLISHED_LINES.add("imagenetv2-top-images", ShiftLine(None, "val", VAL_SUITES))
 PUBLISHED_LINES.add("imagenet-sketch", ShiftLine(LogitLine(((np.inf, 1.0709, -2.3701),), _TB, 85), "val", VAL_SUITES))
 PUBLISHED_LINES.add("imagenet-r", ShiftLine(LogitLine(((np.inf, 0.6368, -2.1077),), _TB, 80), "val on R classes",
-                                            ("imagenet-r-classes", "imagenet-200")))
+                                            ("imagenet-val-r-classes",)))
 # ImageNet-A: two lines split at ResNet-50's val-on-A-classes accuracy (91.86 %), as imagenet-testbed plots it.
 PUBLISHED_LINES.add("imagenet-a", ShiftLine(
     LogitLine(((0.9186, 0.6894, -5.1400), (np.inf, 2.9560, -10.2774)), _TB, 84), "val on A classes",
-    ("imagenet-a-classes",)))
+    ("imagenet-val-a-classes",)))
