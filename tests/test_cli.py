@@ -63,6 +63,7 @@ def test_clean_error_matches_the_cards_reported_accuracy(tmp_path):
         assert row.clean_err < 10  # the demo models reach >= 90 % accuracy
 
 
+@pytest.mark.slow  # ~80 s; the default run keeps tests/reliability/test_kill_resume.py's SIGKILL-and-resume cases
 def test_sigkill_then_rerun_gives_the_uninterrupted_leaderboard(tmp_path):
     args = ["eval", "--limit", "120", "--batch-size", "50"]
     robench(*args, "--out", str(tmp_path / "ref"), check=True)
