@@ -32,6 +32,7 @@ def _ra(model, x, y, name, eps, **settings):
     return ATTACKS.get(name)(model, x, y, eps=eps, seed=0, indices=list(range(len(y))), **settings)
 
 
+@pytest.mark.slow  # ~30 s per model; test_attacks.py checks ordering and monotonicity on a small case by default
 def test_robust_accuracy_ordering_and_monotonicity(model, data):
     x, y = data
     curves = {"fgsm": [], "pgd": [], "apgd": []}
